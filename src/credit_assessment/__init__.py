@@ -1,0 +1,3 @@
+"""Credit assessment service."""
+
+__version__ = "2.0.0"

@@ -1,0 +1,268 @@
+"""The app factory: ``create_app(settings)`` builds everything from the settings it is given.
+
+The ASGI app in front (:class:`ServiceApp`) counts and logs every request, gives it a request id,
+sends ``POST /api/v1/assessment`` to the hot endpoint and everything else to FastAPI.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from credit_assessment.api import assessments as hot
+from credit_assessment.api.asgi import Receive, Scope, Send, header, send_problem
+from credit_assessment.api.auth import TokenVerifier
+from credit_assessment.api.openapi import complete_openapi
+from credit_assessment.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    field_errors,
+    unavailable,
+    validation_problem,
+)
+from credit_assessment.api.routes import build_router, readiness
+from credit_assessment.api.runtime import Lifecycle, Runtime
+from credit_assessment.api.schemas import request_model
+from credit_assessment.assessor import Assessor
+from credit_assessment.settings import Settings, SettingsError
+from credit_assessment.store.assessments import AssessmentWriter, WriterStopped
+from credit_assessment.store.clients import ClientDirectory
+from credit_assessment.store.database import Database
+from credit_assessment.store.schema import head_revision
+from credit_assessment.telemetry.metrics import Metrics
+
+log = structlog.get_logger()
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+_ROUTES = (
+    (re.compile(r"^/api/v1/assessment/[^/]+$"), "/api/v1/assessment/{id}"),
+    (re.compile(r"^/api/v1/clients/[^/]+/assessments$"), "/api/v1/clients/{clientId}/assessments"),
+)
+_STATIC_ROUTES = frozenset(
+    {hot.PATH, "/health", "/ready", "/metrics", "/openapi.json", "/docs", "/redoc"}
+)
+
+
+def route_template(path: str) -> str:
+    """The route a path belongs to, so metric labels stay few."""
+    if path in _STATIC_ROUTES:
+        return path
+    for pattern, template in _ROUTES:
+        if pattern.match(path):
+            return template
+    return "other"
+
+
+def _problem_response(problem: Problem, request: Request) -> Response:
+    return Response(
+        problem.body(request.url.path, request.scope.get("request_id")),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return _problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _problem_response(validation_problem(field_errors(list(exc.errors()))), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed"}
+        problem = Problem(
+            exc.status_code,
+            "not-found" if exc.status_code == 404 else f"http-{exc.status_code}",
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+        return _problem_response(problem, request)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> Response:
+        log.warning("database_error", error=type(exc).__name__, path=request.url.path)
+        return _problem_response(unavailable("The database is unavailable; retry shortly"), request)
+
+
+def create_app(
+    settings: Settings, lifecycle: Lifecycle | None = None, database: Database | None = None
+) -> ServiceApp:
+    """Build the service from ``settings``; resources open when the ASGI lifespan starts.
+
+    ``database`` replaces the pool built from DATABASE_URL (tests pass one bound to a
+    transaction); the app then leaves it open at shutdown.
+    """
+    if settings.database_url is None and database is None:
+        raise SettingsError("DATABASE_URL is not set (`credit-assessment serve` starts one)")
+    metrics = Metrics(settings.version)
+    verifier = TokenVerifier(settings)
+    model = request_model(settings)
+    lifecycle = lifecycle or Lifecycle()
+    database_url = settings.database_url.get_secret_value() if settings.database_url else ""
+    given_database = database
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = given_database or Database(
+            database_url, settings.db_pool_size, settings.db_statement_timeout_ms
+        )
+        writer = AssessmentWriter(
+            database,
+            settings.group_commit_max_batch,
+            settings.group_commit_writers,
+            on_batch=metrics.group_commit_batch.observe,
+        )
+        directory = ClientDirectory(
+            database, settings.profile_cache_ttl_s, settings.profile_cache_size
+        )
+
+        def count(record: Any) -> None:
+            metrics.assessments.labels(decision=record.decision, engine=record.engine).inc()
+
+        runtime = Runtime(
+            database=database,
+            directory=directory,
+            writer=writer,
+            assessor=Assessor(directory, writer, on_stored=count),
+            expected_revision=head_revision(),
+            lifecycle=lifecycle,
+        )
+        await writer.start()
+        app.state.runtime = runtime
+        ok, checks = await readiness(runtime, metrics)
+        log.info("service_started", ready=ok, checks=checks, version=settings.version)
+        try:
+            yield
+        finally:
+            lifecycle.draining = True
+            metrics.ready.set(0)
+            await writer.stop()
+            if given_database is None:
+                await database.dispose()
+            log.info("service_stopped")
+
+    api = FastAPI(
+        title="Credit assessment API",
+        version=settings.version,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    _install_error_handlers(api)
+    api.include_router(build_router(verifier, metrics, settings.page_size_max))
+    base_openapi = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = complete_openapi(base_openapi(), model)
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+    def assessor() -> Assessor:
+        runtime: Runtime | None = getattr(api.state, "runtime", None)
+        if runtime is None:
+            raise unavailable("The service is starting")
+        return runtime.assessor
+
+    endpoint = hot.AssessmentEndpoint(assessor, verifier, model, settings.max_body_bytes)
+    return ServiceApp(api, endpoint, metrics, lifecycle, settings.log_requests)
+
+
+class ServiceApp:
+    """The ASGI application the server runs."""
+
+    def __init__(
+        self,
+        api: FastAPI,
+        endpoint: hot.AssessmentEndpoint,
+        metrics: Metrics,
+        lifecycle: Lifecycle,
+        log_requests: bool = True,
+    ) -> None:
+        self.api = api
+        self.endpoint = endpoint
+        self.metrics = metrics
+        self.lifecycle = lifecycle
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        path: str = scope["path"]
+        self.metrics.in_flight.inc()
+        try:
+            if path == hot.PATH:
+                await self._assessment(scope, receive, send_with_id, request_id)
+            else:
+                await self.api(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = route_template(path)
+            self.metrics.request_duration.labels(route, scope["method"], str(status)).observe(elapsed)
+            if self.log_requests:
+                level = log.debug if route in _QUIET_ROUTES else log.info
+                level(
+                    "request_completed",
+                    request_id=request_id,
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+
+    async def _assessment(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        path = scope["path"]
+        try:
+            if scope["method"] != "POST":
+                raise Problem(
+                    405, "http-405", "Method not allowed", "Use POST to create an assessment",
+                    headers={"allow": "POST"},
+                )
+            await self.endpoint(scope, receive, send, request_id)
+        except Problem as problem:
+            await send_problem(send, problem, path, request_id)
+        except (WriterStopped, DBAPIError, SQLAlchemyError, TimeoutError) as exc:
+            log.warning("assessment_unavailable", request_id=request_id, error=type(exc).__name__)
+            await send_problem(send, unavailable("Temporarily unable to store assessments; retry"), path, request_id)
+        except ConnectionResetError:
+            return
+        except Exception:
+            log.exception("assessment_failed", request_id=request_id)
+            await send_problem(
+                send,
+                Problem(500, "internal-error", "Internal error", "The assessment failed; it was not stored"),
+                path,
+                request_id,
+            )

@@ -1,0 +1,70 @@
+"""Small ASGI helpers shared by the hot endpoint and the outer app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from credit_assessment.api.problems import PROBLEM_MEDIA_TYPE, Problem
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+JSON_MEDIA_TYPE = "application/json"
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` lower-case), decoded as latin-1."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    media_type: str = JSON_MEDIA_TYPE,
+    headers: dict[str, str] | None = None,
+) -> None:
+    raw = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(
+    send: Send, status: int, document: Any, headers: dict[str, str] | None = None
+) -> None:
+    await send_body(send, status, orjson.dumps(document), JSON_MEDIA_TYPE, headers)
+
+
+async def send_problem(send: Send, problem: Problem, path: str, request_id: str | None) -> None:
+    await send_body(
+        send, problem.status, problem.body(path, request_id), PROBLEM_MEDIA_TYPE, problem.headers
+    )
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

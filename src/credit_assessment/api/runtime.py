@@ -1,0 +1,30 @@
+"""What a running app holds: the pool, the writer, the directory, and its lifecycle state."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from credit_assessment.assessor import Assessor
+from credit_assessment.store.assessments import AssessmentWriter
+from credit_assessment.store.clients import ClientDirectory
+from credit_assessment.store.database import Database
+
+
+@dataclass
+class Lifecycle:
+    """Shared by the server and the app: draining turns /ready to 503 before the server stops."""
+
+    draining: bool = False
+
+
+@dataclass
+class Runtime:
+    database: Database
+    directory: ClientDirectory
+    writer: AssessmentWriter
+    assessor: Assessor
+    expected_revision: str
+    model_error: str | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    ready_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

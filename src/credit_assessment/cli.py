@@ -1,0 +1,129 @@
+"""``credit-assessment``: serve the API, migrate, seed, mint development tokens.
+
+Thin on purpose: parse, delegate, turn errors into an exit code and a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+
+from credit_assessment.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _database_url(settings: Settings) -> Settings:
+    """Settings with a database: the configured one, or the embedded PostgreSQL started now."""
+    if settings.database_url is not None:
+        return settings
+    from credit_assessment.store import embedded
+
+    url = embedded.start(settings.data_dir)
+    return settings.model_copy(update={"database_url": SecretStr(url)})
+
+
+def _migrate(settings: Settings) -> str | None:
+    from credit_assessment.store import schema
+
+    assert settings.database_url is not None
+    return schema.upgrade(settings.database_url.get_secret_value())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
+    settings = _database_url(load_settings(**overrides))
+    from credit_assessment.server import serve
+    from credit_assessment.telemetry.logs import configure_logging, get_logger
+
+    configure_logging(settings.log_level, slot=settings.slot, version=settings.version)
+    revision = _migrate(settings)
+    get_logger().info("schema_ready", revision=revision, embedded=settings.embedded_database)
+    return serve(settings)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _database_url(load_settings())
+    revision = _migrate(settings)
+    print(f"database at revision {revision}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from credit_assessment.seed import synthetic_clients
+    from credit_assessment.store.clients import upsert_clients
+    from credit_assessment.store.schema import sync_url
+
+    if args.clients < 1:
+        print("error: --clients must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _database_url(load_settings())
+    _migrate(settings)
+    assert settings.database_url is not None
+    engine = sa.create_engine(sync_url(settings.database_url.get_secret_value()))
+    try:
+        with engine.begin() as conn:
+            count = upsert_clients(conn, synthetic_clients(args.clients))
+    finally:
+        engine.dispose()
+    print(f"seeded {count} clients")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from credit_assessment.api.auth import mint_token
+
+    if args.ttl < 1:
+        print("error: --ttl must be at least 1 second", file=sys.stderr)
+        return EXIT_USAGE
+    print(mint_token(load_settings(), args.subject, args.ttl))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="credit-assessment", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL when DATABASE_URL is unset)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(func=cmd_db_upgrade)
+
+    seed = sub.add_parser("seed", help="load deterministic client profiles")
+    seed.add_argument("--clients", type=int, default=500, help="how many clients (default 500)")
+    seed.set_defaults(func=cmd_seed)
+
+    token = sub.add_parser("token", help="mint a development bearer token (HS256)")
+    token.add_argument("--subject", default="release-manager", help="the token's subject")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"error: configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The one Settings object of the service, built once at start-up and passed down.
+
+Every variable is read from the environment. A secret may instead come from a file named by
+``<NAME>_FILE`` (as Kubernetes mounts secrets); the file wins over nothing, the variable wins over
+the file. Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FIELDS = (
+    "database_url",
+    "jwt_secret",
+    "jwt_public_key",
+    "bureau_api_key",
+    "legacy_api_token",
+    "redis_url",
+)
+
+DEV_JWT_SECRET_FILE = "jwt-secret"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
+    for name in SECRET_FIELDS:
+        if values.get(name):
+            continue
+        file_var = f"{name.upper()}_FILE"
+        path = os.environ.get(file_var)
+        if not path:
+            continue
+        try:
+            values[name] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{file_var} names {path!r}, which cannot be read: {exc.strerror}") from exc
+    return values
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
+
+    app_env: Literal["development", "test", "staging", "production"] = "development"
+    version: str = Field(default="2.0.0", validation_alias="APP_VERSION")
+    slot: str = "local"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_requests: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
+    shutdown_drain_s: float = Field(default=20.0, ge=0, le=300)
+
+    data_dir: Path = Path(".data")
+    database_url: SecretStr | None = None
+    db_pool_size: int = Field(default=8, ge=1, le=200)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
+
+    group_commit_max_batch: int = Field(default=64, ge=1, le=1000)
+    group_commit_writers: int = Field(default=2, ge=1, le=32)
+    profile_cache_ttl_s: float = Field(default=30.0, ge=0)
+    profile_cache_size: int = Field(default=50_000, ge=0)
+
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str = "credit-assessment"
+    jwt_issuer: str = "credit-assessment"
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+    product_min_amount: Decimal = Decimal("1000")
+    product_max_amount: Decimal = Decimal("1000000")
+    product_min_term_months: int = Field(default=3, ge=1)
+    product_max_term_months: int = Field(default=72, ge=1)
+    page_size_max: int = Field(default=100, ge=1)
+
+    bureau_url: str | None = None
+    bureau_api_key: SecretStr | None = None
+    legacy_url: str | None = None
+    legacy_api_token: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return _read_secret_files(data)
+        return data
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.product_min_amount >= self.product_max_amount:
+            raise SettingsError("PRODUCT_MIN_AMOUNT must be below PRODUCT_MAX_AMOUNT")
+        if self.product_min_term_months > self.product_max_term_months:
+            raise SettingsError("PRODUCT_MIN_TERM_MONTHS must not exceed PRODUCT_MAX_TERM_MONTHS")
+        if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_url):
+            raise SettingsError("JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY(_FILE) or JWT_JWKS_URL")
+        if self.app_env in ("staging", "production"):
+            if self.database_url is None:
+                raise SettingsError(f"DATABASE_URL(_FILE) is required when APP_ENV={self.app_env}")
+            if self.jwt_algorithm == "HS256" and self.jwt_secret is None:
+                raise SettingsError(f"JWT_SECRET(_FILE) is required when APP_ENV={self.app_env}")
+        return self
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def signing_secret(self) -> str:
+        """The HS256 secret: configured, or (development/test only) one kept in the data dir."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / DEV_JWT_SECRET_FILE
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text(encoding="utf-8").strip()
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(value)
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment (and ``overrides``); a bad value is a SettingsError."""
+    try:
+        return Settings(**overrides)
+    except SettingsError:
+        raise
+    except ValueError as exc:  # pydantic ValidationError
+        raise SettingsError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL through SQLAlchemy Core (psycopg 3), migrations with Alembic."""

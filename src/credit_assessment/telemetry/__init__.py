@@ -1,0 +1,1 @@
+"""What the service tells the outside: JSON logs and Prometheus metrics."""

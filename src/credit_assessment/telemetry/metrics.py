@@ -1,0 +1,75 @@
+"""Prometheus metrics of the service.
+
+With several worker processes (``--workers``), ``PROMETHEUS_MULTIPROC_DIR`` must be set before
+``prometheus_client`` is imported: the CLI does that, and then ``/metrics`` aggregates every
+worker's samples so one scrape sees the whole instance.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    """The service's metric families, registered on one registry per app."""
+
+    def __init__(self, version: str, registry: CollectorRegistry | None = None) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.assessments = Counter(
+            "credit_assessments", "Assessments decided, by decision and engine.",
+            ["decision", "engine"], registry=reg,
+        )
+        self.request_duration = Histogram(
+            "credit_assessment_http_request_duration_seconds",
+            "HTTP request duration by route template, method and status.",
+            ["route", "method", "status"], buckets=LATENCY_BUCKETS_S, registry=reg,
+        )
+        self.in_flight = Gauge(
+            "credit_assessment_http_requests_in_flight", "HTTP requests being served.",
+            registry=reg, multiprocess_mode="livesum",
+        )
+        self.db_pool = Gauge(
+            "credit_assessment_db_pool_connections", "Database pool connections by state.",
+            ["state"], registry=reg, multiprocess_mode="livesum",
+        )
+        self.db_pool_max = Gauge(
+            "credit_assessment_db_pool_max_connections", "Database pool capacity.",
+            registry=reg, multiprocess_mode="livesum",
+        )
+        self.group_commit_batch = Histogram(
+            "credit_assessment_group_commit_batch_size", "Assessments committed per transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=reg,
+        )
+        self.build_info = Gauge(
+            "credit_assessment_build_info", "Build of the running service.", ["version"],
+            registry=reg, multiprocess_mode="livemax",
+        )
+        self.ready = Gauge(
+            "credit_assessment_ready", "1 when /ready passes, else 0.",
+            registry=reg, multiprocess_mode="livemin",
+        )
+        self.build_info.labels(version=version).set(1)
+        self.ready.set(0)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition of every metric (all workers' when multiprocess)."""
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            _multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,82 @@
+"""API tests run against real PostgreSQL, each inside one transaction that is rolled back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from credit_assessment.api.app import ServiceApp, create_app
+from credit_assessment.store.database import Database, PoolUsage
+from credit_assessment.store.schema import sync_url
+from tests.conftest import PostgresServer, make_settings
+
+
+class TransactionDatabase(Database):
+    """Every unit of work runs in a savepoint of one outer transaction the test rolls back."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.pool_size = 1
+        self.engine = conn.engine
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self._lock, self._conn.begin_nested():
+            yield self._conn
+
+    connect = begin
+
+    def pool_usage(self) -> PoolUsage:
+        return PoolUsage(in_use=0, idle=1, capacity=1)
+
+    async def dispose(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(postgres: PostgresServer) -> str:
+    return postgres.create("ca_shared")
+
+
+@pytest.fixture
+async def tx_database(shared_database_url: str) -> AsyncIterator[TransactionDatabase]:
+    engine = create_async_engine(sync_url(shared_database_url), poolclass=sa.NullPool)
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        try:
+            yield TransactionDatabase(conn)
+        finally:
+            await outer.rollback()
+    await engine.dispose()
+
+
+@asynccontextmanager
+async def running(app: ServiceApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.api.router.lifespan_context(app.api):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+def app(tx_database: TransactionDatabase, tmp_path: Path) -> ServiceApp:
+    return create_app(make_settings(tmp_path, None), database=tx_database)
+
+
+@pytest.fixture
+async def client(app: ServiceApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as client:
+        yield client
+
+
+async def count_rows(db: TransactionDatabase, table: str) -> int:
+    async with db.connect() as conn:
+        return int(await conn.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
