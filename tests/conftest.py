@@ -148,7 +148,14 @@ def start_server(
     log_path = tmp_path / f"server-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(VENV_BIN / "credit-assessment"), "serve", "--port", str(port), "--workers", str(workers)],
+            [
+                str(VENV_BIN / "credit-assessment"),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -48,16 +49,16 @@ class AssessmentInput:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+def _flat(value: Any) -> dict[str, Any]:
+    """A flat dataclass as JSON-ready values (Decimal and UUID as strings, exact)."""
+    out = {}
+    for name in _FIELDS.setdefault(type(value), tuple(f.name for f in fields(value))):
+        item = getattr(value, name)
+        out[name] = str(item) if isinstance(item, Decimal | UUID) else item
+    return out
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def snapshot(
@@ -65,19 +66,36 @@ def snapshot(
 ) -> dict[str, Any]:
     """Everything the engine saw, so the decision can be replayed later."""
     return {
-        "application": _jsonable(asdict(application)),
-        "profile": _jsonable(asdict(profile)),
-        "bureauReport": _jsonable(asdict(bureau)) if bureau is not None else None,
+        "application": _flat(application),
+        "profile": _flat(profile),
+        "bureauReport": _flat(bureau) if bureau is not None else None,
     }
 
 
 DecideFn = Callable[[Application, ClientProfile, BureauReport | None], Decision]
 
 
-def default_decide(
-    application: Application, profile: ClientProfile, bureau: BureauReport | None
-) -> Decision:
-    return assess(application, profile, bureau)
+class EngineUnavailable(RuntimeError):
+    """The scorecard or the policy could not be loaded; the service must not decide."""
+
+
+def load_engine(model_path: Path | None = None, policy_path: Path | None = None) -> DecideFn:
+    """The decision function over the packaged (or given) scorecard and policy, verified now."""
+    from credit_assessment.model.artifact import default_model, load_model
+    from credit_assessment.model.policy import default_policy, load_policy
+
+    try:
+        model = load_model(model_path) if model_path else default_model()
+        policy = load_policy(policy_path) if policy_path else default_policy()
+    except Exception as exc:
+        raise EngineUnavailable(str(exc)) from exc
+
+    def decide(
+        application: Application, profile: ClientProfile, bureau: BureauReport | None
+    ) -> Decision:
+        return assess(application, profile, bureau, policy, model)
+
+    return decide
 
 
 class Assessor:
@@ -85,7 +103,7 @@ class Assessor:
         self,
         directory: ClientDirectory,
         writer: AssessmentWriter,
-        decide: DecideFn = default_decide,
+        decide: DecideFn,
         on_stored: Callable[[AssessmentRecord], None] | None = None,
     ) -> None:
         self._directory = directory

@@ -35,7 +35,9 @@ def _migrate(settings: Settings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
+    overrides = {
+        k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v
+    }
     settings = _database_url(load_settings(**overrides))
     from credit_assessment.server import serve
     from credit_assessment.telemetry.logs import configure_logging, get_logger
@@ -86,11 +88,25 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_train(train_args: list[str]) -> int:
+    try:
+        from credit_assessment.model.train import main as train
+    except ImportError as exc:
+        print(
+            f"error: training needs the [train] extra (pip install -e '.[train]'): {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return train(train_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="credit-assessment", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the API (embedded PostgreSQL when DATABASE_URL is unset)")
+    serve = sub.add_parser(
+        "serve", help="serve the API (embedded PostgreSQL when DATABASE_URL is unset)"
+    )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
@@ -104,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--clients", type=int, default=500, help="how many clients (default 500)")
     seed.set_defaults(func=cmd_seed)
 
+    model = sub.add_parser("model", help="the scorecard")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    train = model_sub.add_parser(
+        "train",
+        help="retrain the scorecard from the packaged credit data (needs the [train] extra)",
+        add_help=False,
+    )
+    train.set_defaults(func=lambda _: cmd_model_train(["--help"]))
+
     token = sub.add_parser("token", help="mint a development bearer token (HS256)")
     token.add_argument("--subject", default="release-manager", help="the token's subject")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
@@ -112,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["model", "train"]:  # its options belong to the training command
+        return cmd_model_train(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -120,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last resort: a message, not a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 

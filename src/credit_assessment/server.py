@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from multiprocessing.connection import wait as wait_for_sentinels
@@ -26,8 +27,8 @@ import uvicorn
 
 from credit_assessment.api.runtime import Lifecycle
 from credit_assessment.settings import Settings
+from credit_assessment.telemetry import MULTIPROCESS_ENV
 from credit_assessment.telemetry.logs import configure_logging
-from credit_assessment.telemetry.metrics import MULTIPROCESS_ENV
 
 log = structlog.get_logger()
 GRACEFUL_TIMEOUT_S = 30
@@ -91,6 +92,10 @@ def serve(settings: Settings) -> int:
 
 
 def _supervise(settings: Settings) -> int:
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError(
+            "prometheus_client was imported before the workers' metrics directory was set"
+        )
     metrics_dir = Path(tempfile.mkdtemp(prefix="credit-assessment-metrics-"))
     os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
     sock = _uvicorn_config(None, settings).bind_socket()

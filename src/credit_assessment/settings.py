@@ -25,7 +25,7 @@ SECRET_FIELDS = (
     "redis_url",
 )
 
-DEV_JWT_SECRET_FILE = "jwt-secret"
+DEV_JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 
 
 class SettingsError(ValueError):
@@ -34,6 +34,8 @@ class SettingsError(ValueError):
 
 def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
     for name in SECRET_FIELDS:
+        if values.get(name) == "":  # an empty variable means unset
+            values.pop(name)
         if values.get(name):
             continue
         file_var = f"{name.upper()}_FILE"
@@ -43,7 +45,9 @@ def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
         try:
             values[name] = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise SettingsError(f"{file_var} names {path!r}, which cannot be read: {exc.strerror}") from exc
+            raise SettingsError(
+                f"{file_var} names {path!r}, which cannot be read: {exc.strerror}"
+            ) from exc
     return values
 
 
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "credit-assessment"
     jwt_issuer: str = "credit-assessment"
     jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+
+    model_path: Path | None = None
+    policy_path: Path | None = None
 
     max_body_bytes: int = Field(default=65_536, ge=1024)
     product_min_amount: Decimal = Decimal("1000")
@@ -144,7 +151,7 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings from the environment (and ``overrides``); a bad value is a SettingsError."""
+    """Settings from the environment (and ``overrides``); a bad value is a SettingsError."""
     try:
         return Settings(**overrides)
     except SettingsError:

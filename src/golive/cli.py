@@ -15,10 +15,11 @@ from pathlib import Path
 from golive.errors import GoLiveError
 
 Handler = Callable[[argparse.Namespace], None]
+Subcommands = argparse._SubParsersAction  # the object add_subparsers() returns
 
 
 def _secrets_check(args: argparse.Namespace) -> None:
-    from golive import secrets  # noqa: PLC0415 - keeps `golive --help` free of hvac
+    from golive import secrets  # lazily: `golive --help` needs no hvac
 
     secrets.check(
         vault_addr=args.vault_addr,
@@ -28,7 +29,7 @@ def _secrets_check(args: argparse.Namespace) -> None:
     )
 
 
-def _add_secrets(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_secrets(commands: Subcommands) -> None:
     group = commands.add_parser("secrets", help="production secrets in Vault and Kubernetes")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
@@ -52,9 +53,7 @@ def _add_secrets(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     check.set_defaults(handler=_secrets_check)
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
-    _add_secrets,
-)
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (_add_secrets,)
 
 
 def build_parser() -> argparse.ArgumentParser:

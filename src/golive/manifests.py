@@ -286,8 +286,8 @@ def check_no_secret_values(manifests: Iterable[Manifest]) -> list[Finding]:
 def check_schema(manifests: Iterable[Manifest], version: str = KUBERNETES_VERSION) -> list[Finding]:
     """Built-in kinds: strict OpenAPI; operator kinds: the structural schemas below."""
     try:
-        import kubernetes_validate  # noqa: PLC0415 - a test/CI tool, not a runtime need
-        from kubernetes_validate.utils import SchemaNotFoundError  # noqa: PLC0415
+        import kubernetes_validate
+        from kubernetes_validate.utils import SchemaNotFoundError
     except ImportError as exc:
         raise ManifestError(
             "kubernetes-validate is not installed", hint="pip install kubernetes-validate"

@@ -261,7 +261,7 @@ def read_token(environ: Mapping[str, str]) -> str:
 
 
 def vault_client(addr: str, token: str, timeout_s: float = VAULT_TIMEOUT_S) -> Any:
-    import hvac  # noqa: PLC0415 - only `secrets check` needs it
+    import hvac  # only `secrets check` needs it
 
     verify: bool | str = os.environ.get("VAULT_CACERT") or True
     return hvac.Client(url=addr, token=token, timeout=timeout_s, verify=verify)
@@ -269,8 +269,8 @@ def vault_client(addr: str, token: str, timeout_s: float = VAULT_TIMEOUT_S) -> A
 
 def _ask(addr: str, what: str, call: Any) -> Any:
     """Run one Vault call, turning its failures into the golive error tree."""
-    import hvac.exceptions  # noqa: PLC0415
-    import requests  # noqa: PLC0415
+    import hvac.exceptions
+    import requests
 
     try:
         return call()

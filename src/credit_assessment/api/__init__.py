@@ -1,5 +1,2 @@
-"""The HTTP API: app factory, the assessment endpoint, reads, probes, auth and problem details."""
-
-from credit_assessment.api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API: app factory (``api.app.create_app``), the assessment endpoint, reads, probes,
+auth and problem details."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from credit_assessment.api.problems import (
 from credit_assessment.api.routes import build_router, readiness
 from credit_assessment.api.runtime import Lifecycle, Runtime
 from credit_assessment.api.schemas import request_model
-from credit_assessment.assessor import Assessor
+from credit_assessment.assessor import Assessor, DecideFn, EngineUnavailable, load_engine
 from credit_assessment.settings import Settings, SettingsError
 from credit_assessment.store.assessments import AssessmentWriter, WriterStopped
 from credit_assessment.store.clients import ClientDirectory
@@ -101,6 +101,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem_response(unavailable("The database is unavailable; retry shortly"), request)
 
 
+def _refuse(reason: str) -> DecideFn:
+    def decide(*_: Any) -> Any:
+        raise unavailable(f"The decision model is {reason}")
+
+    return decide
+
+
 def create_app(
     settings: Settings, lifecycle: Lifecycle | None = None, database: Database | None = None
 ) -> ServiceApp:
@@ -136,12 +143,21 @@ def create_app(
         def count(record: Any) -> None:
             metrics.assessments.labels(decision=record.decision, engine=record.engine).inc()
 
+        model_error = None
+        try:
+            decide = load_engine(settings.model_path, settings.policy_path)
+        except EngineUnavailable as exc:
+            model_error = f"not loaded: {exc}"
+            log.error("model_not_loaded", error=str(exc))
+            decide = _refuse(model_error)
+
         runtime = Runtime(
             database=database,
             directory=directory,
             writer=writer,
-            assessor=Assessor(directory, writer, on_stored=count),
+            assessor=Assessor(directory, writer, decide, on_stored=count),
             expected_revision=head_revision(),
+            model_error=model_error,
             lifecycle=lifecycle,
         )
         await writer.start()
@@ -212,11 +228,14 @@ class ServiceApp:
         scope["request_id"] = request_id
         status = 500
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         path: str = scope["path"]
@@ -230,7 +249,9 @@ class ServiceApp:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             route = route_template(path)
-            self.metrics.request_duration.labels(route, scope["method"], str(status)).observe(elapsed)
+            self.metrics.request_duration.labels(route, scope["method"], str(status)).observe(
+                elapsed
+            )
             if self.log_requests:
                 level = log.debug if route in _QUIET_ROUTES else log.info
                 level(
@@ -242,12 +263,17 @@ class ServiceApp:
                     duration_ms=round(elapsed * 1000, 2),
                 )
 
-    async def _assessment(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _assessment(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
         path = scope["path"]
         try:
             if scope["method"] != "POST":
                 raise Problem(
-                    405, "http-405", "Method not allowed", "Use POST to create an assessment",
+                    405,
+                    "http-405",
+                    "Method not allowed",
+                    "Use POST to create an assessment",
                     headers={"allow": "POST"},
                 )
             await self.endpoint(scope, receive, send, request_id)
@@ -255,14 +281,24 @@ class ServiceApp:
             await send_problem(send, problem, path, request_id)
         except (WriterStopped, DBAPIError, SQLAlchemyError, TimeoutError) as exc:
             log.warning("assessment_unavailable", request_id=request_id, error=type(exc).__name__)
-            await send_problem(send, unavailable("Temporarily unable to store assessments; retry"), path, request_id)
+            await send_problem(
+                send,
+                unavailable("Temporarily unable to store assessments; retry"),
+                path,
+                request_id,
+            )
         except ConnectionResetError:
             return
         except Exception:
             log.exception("assessment_failed", request_id=request_id)
             await send_problem(
                 send,
-                Problem(500, "internal-error", "Internal error", "The assessment failed; it was not stored"),
+                Problem(
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "The assessment failed; it was not stored",
+                ),
                 path,
                 request_id,
             )

@@ -34,7 +34,9 @@ def _json_content_type(value: str | None) -> bool:
     if value is None:
         return False
     media = value.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def idempotency_key(scope: Scope) -> str | None:
@@ -44,7 +46,9 @@ def idempotency_key(scope: Scope) -> str | None:
     key = key.strip()
     if not 1 <= len(key) <= 255 or any(not 0x21 <= ord(c) <= 0x7E for c in key):
         raise Problem(
-            400, "bad-idempotency-key", "Invalid Idempotency-Key",
+            400,
+            "bad-idempotency-key",
+            "Invalid Idempotency-Key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
             [{"field": "Idempotency-Key", "message": "1 to 255 visible ASCII characters"}],
         )
@@ -68,7 +72,9 @@ class AssessmentEndpoint:
         principal = self._verifier.verify(header(scope, b"authorization"))
         if not _json_content_type(header(scope, b"content-type")):
             raise Problem(
-                415, "unsupported-media-type", "Unsupported media type",
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
                 "Send the application as JSON with Content-Type: application/json",
             )
         key = idempotency_key(scope)
@@ -85,12 +91,17 @@ class AssessmentEndpoint:
             outcome = await assessor.assess(request, principal.subject, key, request_id)
         except ClientNotFound as exc:
             raise Problem(
-                422, "unknown-client", "Unknown client", "No client has this clientId",
+                422,
+                "unknown-client",
+                "Unknown client",
+                "No client has this clientId",
                 [{"field": "clientId", "message": "no client has this id"}],
             ) from exc
         if isinstance(outcome, KeyReused):
             raise Problem(
-                422, "idempotency-key-reused", "Idempotency-Key reused",
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
                 "This Idempotency-Key was used before with a different request body",
                 [{"field": "Idempotency-Key", "message": "already used for another request"}],
             )
@@ -107,12 +118,17 @@ class AssessmentEndpoint:
             errors = exc.errors(include_input=False, include_url=False)
             if any(e["type"] == "json_invalid" for e in errors):
                 raise Problem(
-                    400, "malformed-json", "Malformed JSON", "The request body is not valid JSON",
+                    400,
+                    "malformed-json",
+                    "Malformed JSON",
+                    "The request body is not valid JSON",
                     [{"field": "body", "message": "not valid JSON"}],
                 ) from None
             if any(e["type"] == "model_type" for e in errors):
                 raise Problem(
-                    422, "validation-error", "Invalid request",
+                    422,
+                    "validation-error",
+                    "Invalid request",
                     "The request body must be a JSON object",
                     [{"field": "body", "message": "must be a JSON object"}],
                 ) from None
@@ -127,7 +143,9 @@ class AssessmentEndpoint:
 
 def _too_large(limit: int) -> Problem:
     return Problem(
-        413, "body-too-large", "Request body too large",
+        413,
+        "body-too-large",
+        "Request body too large",
         f"The request body exceeds {limit} bytes",
         [{"field": "body", "message": f"larger than {limit} bytes"}],
     )

@@ -1,4 +1,4 @@
-"""Bearer JWT validation: algorithm pinned, signature, ``exp``, ``aud``, ``iss`` and ``sub`` checked.
+"""Bearer JWT validation: algorithm pinned; signature, ``exp``, ``aud``, ``iss``, ``sub`` checked.
 
 Validated tokens are remembered (by their hash, until they expire) so a client that reuses its
 token pays for the signature check once.
@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -61,7 +62,7 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> tuple[Principal, float]:
         try:
-            key = self._key
+            key: Any = self._key
             if self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
             claims = jwt.decode(
@@ -84,7 +85,9 @@ class TokenVerifier:
         except jwt.MissingRequiredClaimError as exc:
             raise unauthorized(f"Token lacks the '{exc.claim}' claim") from exc
         except jwt.PyJWKClientError as exc:
-            raise Problem(503, "unavailable", "Service unavailable", "Signing keys unavailable") from exc
+            raise Problem(
+                503, "unavailable", "Service unavailable", "Signing keys unavailable"
+            ) from exc
         except jwt.InvalidTokenError as exc:
             raise unauthorized("Token is invalid") from exc
         subject = str(claims["sub"])

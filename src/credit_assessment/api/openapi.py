@@ -11,6 +11,11 @@ from credit_assessment.api.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
 from credit_assessment.api.schemas import AssessmentOut
 
 _REF = "#/components/schemas/{model}"
+STORY_EXAMPLE = {
+    "clientId": "123e4567-e89b-12d3-a456-426614174000",
+    "loanAmount": 50000,
+    "loanTerm": 12,
+}
 _PROBLEM = {"$ref": "#/components/schemas/ProblemDetails"}
 _ERRORS = {
     400: "Malformed request (bad JSON, header or cursor)",
@@ -34,7 +39,10 @@ def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
 
 def _problem_responses(codes: list[int]) -> dict[str, Any]:
     return {
-        str(code): {"description": _ERRORS[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM}}}
+        str(code): {
+            "description": _ERRORS[code],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM}},
+        }
         for code in codes
     }
 
@@ -46,7 +54,9 @@ def complete_openapi(base: dict[str, Any], request_model: type[BaseModel]) -> di
     schemas.update(_schemas(request_model, AssessmentOut, ProblemDetails))
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    components["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
     created = {"$ref": "#/components/schemas/Assessment"}
     doc.setdefault("paths", {})[ASSESSMENT_PATH] = {
         "post": {
@@ -59,20 +69,39 @@ def complete_openapi(base: dict[str, Any], request_model: type[BaseModel]) -> di
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "description": "Retries with the same key and body return the first assessment.",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                    "description": "A retry with the same key and body returns the first result.",
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "pattern": "^[!-~]+$",
+                    },
                 }
             ],
             "requestBody": {
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"}
+                        "schema": {"$ref": f"#/components/schemas/{request_model.__name__}"},
+                        "example": STORY_EXAMPLE,
                     }
                 },
             },
             "responses": {
-                "201": {"description": "Assessed and stored", "content": {"application/json": {"schema": created}}},
+                "201": {
+                    "description": "Assessed and stored",
+                    "content": {"application/json": {"schema": created}},
+                    "links": {
+                        "GetAssessment": {
+                            "operationId": "get_assessment",
+                            "parameters": {"assessment_id": "$response.body#/id"},
+                        },
+                        "ListClientAssessments": {
+                            "operationId": "list_client_assessments",
+                            "parameters": {"client_id": "$response.body#/clientId"},
+                        },
+                    },
+                },
                 "200": {
                     "description": "Replay of an earlier request with the same Idempotency-Key",
                     "content": {"application/json": {"schema": created}},

@@ -11,7 +11,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class FieldError(BaseModel):
-    field: str = Field(description="The offending field, as named in the request (e.g. loanAmount).")
+    field: str = Field(
+        description="The offending field, as named in the request (e.g. loanAmount)."
+    )
     message: str
 
 
@@ -23,7 +25,7 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str | None = None
-    requestId: str | None = None  # noqa: N815 - the wire name
+    requestId: str | None = None
     errors: list[FieldError] = Field(default_factory=list)
 
 
@@ -74,12 +76,17 @@ def field_errors(pydantic_errors: list[Any]) -> list[dict[str, str]]:
 
 def validation_problem(errors: list[dict[str, str]]) -> Problem:
     fields = ", ".join(sorted({e["field"] for e in errors}))
-    return Problem(422, "validation-error", "Invalid request", f"Invalid value for: {fields}", errors)
+    return Problem(
+        422, "validation-error", "Invalid request", f"Invalid value for: {fields}", errors
+    )
 
 
 def unauthorized(detail: str) -> Problem:
     return Problem(
-        401, "unauthorized", "Unauthorized", detail,
+        401,
+        "unauthorized",
+        "Unauthorized",
+        detail,
         headers={"www-authenticate": 'Bearer error="invalid_token"'},
     )
 

@@ -3,7 +3,6 @@
 (No postponed annotations here: FastAPI resolves the dependency aliases defined in the factory.)
 """
 
-
 import asyncio
 import base64
 import binascii
@@ -44,7 +43,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         return created, UUID(ident)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise Problem(
-            400, "bad-cursor", "Invalid cursor", "The cursor is not one this service issued",
+            400,
+            "bad-cursor",
+            "Invalid cursor",
+            "The cursor is not one this service issued",
             [{"field": "cursor", "message": "not a cursor from a previous page"}],
         ) from exc
 
@@ -59,7 +61,7 @@ async def readiness(runtime: Runtime, metrics: Metrics) -> tuple[bool, dict[str,
             if revision == runtime.expected_revision
             else f"at revision {revision}, expected {runtime.expected_revision}"
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type is reported
         checks["database"] = f"unreachable ({type(exc).__name__})"
         checks["schema"] = "unknown"
     checks["model"] = "ok" if runtime.model_error is None else runtime.model_error
@@ -122,11 +124,10 @@ def build_router(verifier: TokenVerifier, metrics: Metrics, page_size_max: int) 
         "/api/v1/assessment/{assessment_id}",
         tags=["assessments"],
         summary="One stored assessment",
+        operation_id="get_assessment",
         response_model=AssessmentOut,
     )
-    async def read_assessment(
-        assessment_id: UUID, _: Authed, runtime: RuntimeDep
-    ) -> Response:
+    async def read_assessment(assessment_id: UUID, _: Authed, runtime: RuntimeDep) -> Response:
         async with runtime.database.connect() as conn:
             record = await get_assessment(conn, assessment_id)
         if record is None:
@@ -137,6 +138,7 @@ def build_router(verifier: TokenVerifier, metrics: Metrics, page_size_max: int) 
         "/api/v1/clients/{client_id}/assessments",
         tags=["assessments"],
         summary="A client's assessments, newest first",
+        operation_id="list_client_assessments",
         response_model=AssessmentPage,
     )
     async def client_assessments(

@@ -23,8 +23,8 @@ def request_model(settings: Settings) -> type[BaseModel]:
 
         model_config = ConfigDict(extra="forbid", strict=True, title="AssessmentRequest")
 
-        clientId: UUID = Field(description="The client's id.")  # noqa: N815
-        loanAmount: Annotated[  # noqa: N815
+        clientId: UUID = Field(description="The client's id.")
+        loanAmount: Annotated[
             float,
             Field(
                 ge=min_amount,
@@ -33,7 +33,7 @@ def request_model(settings: Settings) -> type[BaseModel]:
                 json_schema_extra={"multipleOf": 0.01},
             ),
         ]
-        loanTerm: Annotated[  # noqa: N815
+        loanTerm: Annotated[
             int,
             Field(
                 ge=settings.product_min_term_months,
@@ -64,24 +64,24 @@ class AssessmentOut(BaseModel):
     model_config = ConfigDict(title="Assessment")
 
     id: UUID
-    clientId: UUID  # noqa: N815
-    loanAmount: float  # noqa: N815
-    loanTerm: int  # noqa: N815
+    clientId: UUID
+    loanAmount: float
+    loanTerm: int
     decision: Literal["APPROVED", "DECLINED", "REFER", "COUNTER_OFFER"]
     score: int
-    riskGrade: str  # noqa: N815
+    riskGrade: str
     reasons: list[ReasonOut]
     engine: str
-    modelVersion: str  # noqa: N815
-    policyVersion: str  # noqa: N815
-    offerAmount: float | None = None  # noqa: N815
-    monthlyInstalment: float | None = None  # noqa: N815
-    createdAt: datetime  # noqa: N815
+    modelVersion: str
+    policyVersion: str
+    offerAmount: float | None = None
+    monthlyInstalment: float | None = None
+    createdAt: datetime
 
 
 class AssessmentPage(BaseModel):
     items: list[AssessmentOut]
-    nextCursor: str | None = None  # noqa: N815
+    nextCursor: str | None = None
 
 
 def assessment_json(record: AssessmentRecord) -> dict[str, Any]:

@@ -24,7 +24,11 @@ class Application:
 
 @dataclass(frozen=True, slots=True)
 class ClientProfile:
-    """What the lender holds about a client. Any field may be unknown (None)."""
+    """What the lender holds about a client. Any field may be unknown (None).
+
+    ``monthly_income`` is net monthly pay (after tax); ``monthly_debt_payments`` are the
+    repayments already deducted for existing credit; ``outstanding_debt`` is the balance owed.
+    """
 
     client_id: UUID
     monthly_income: Decimal | None = None
@@ -50,6 +54,8 @@ class BureauReport:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
+    """An adverse-action reason: a stable code and the plain words the applicant reads."""
+
     code: str
     description: str
 

@@ -85,7 +85,7 @@ def upsert_clients(connection: sa.Connection, rows: Iterable[dict[str, Any]]) ->
     if not batch:
         return 0
     stmt = pg_insert(clients)
-    updates = {c: stmt.excluded[c] for c in ("full_name", *_PROFILE_COLUMNS)}
+    updates: dict[str, Any] = {c: stmt.excluded[c] for c in ("full_name", *_PROFILE_COLUMNS)}
     updates["updated_at"] = sa.func.now()
     connection.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updates), batch)
     return len(batch)

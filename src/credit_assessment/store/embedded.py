@@ -3,11 +3,13 @@ under the project, used when DATABASE_URL is not set. Nothing but Python and pip
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 DATABASE_NAME = "credit_assessment"
+_DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _servers: dict[Path, Any] = {}
 
@@ -38,7 +40,9 @@ def start(data_dir: Path, database: str = DATABASE_NAME) -> str:
             "Set DATABASE_URL to use another server."
         ) from exc
     _servers[pg_dir] = server
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if not _DATABASE_NAME.match(database):
+        raise EmbeddedDatabaseError(f"invalid database name {database!r}")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "1 row" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     base: str = server.get_uri()  # postgresql://postgres:@/postgres?host=/path

@@ -39,7 +39,12 @@ def current_revision(connection: sa.Connection) -> str | None:
 
 def sync_url(url: str) -> str:
     """The SQLAlchemy URL for psycopg 3, from any postgres:// form."""
-    for prefix in ("postgresql+psycopg://", "postgresql+asyncpg://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+psycopg://",
+        "postgresql+asyncpg://",
+        "postgresql://",
+        "postgres://",
+    ):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     raise ValueError("DATABASE_URL must be a postgresql:// URL")

@@ -25,8 +25,12 @@ clients = sa.Table(
     sa.Column("seniority_years", sa.Integer),
     sa.Column("home", sa.String(16)),
     sa.Column("purchase_price", MONEY),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 assessments = sa.Table(
@@ -69,5 +73,7 @@ idempotency_keys = sa.Table(
         sa.ForeignKey("assessments.id", deferrable=True, initially="DEFERRED"),
         nullable=False,
     ),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )

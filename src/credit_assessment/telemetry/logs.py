@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO, Any
+from collections.abc import MutableMapping
+from typing import Any, TextIO
 
 import orjson
 import structlog
 
 _MASKED_KEYS = frozenset(
-    {"authorization", "token", "password", "secret", "jwt", "api_key", "full_name", "name",
-     "database_url", "redis_url"}
+    {
+        "authorization",
+        "token",
+        "password",
+        "secret",
+        "jwt",
+        "api_key",
+        "full_name",
+        "name",
+        "database_url",
+        "redis_url",
+    }
 )
 
 
-def _mask(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _mask(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event.keys() & _MASKED_KEYS:
         event[key] = "***"
     return event
@@ -29,7 +40,7 @@ def _dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
 
-def configure_logging(level: str = "info", stream: IO[str] | None = None, **context: Any) -> None:
+def configure_logging(level: str = "info", stream: TextIO | None = None, **context: Any) -> None:
     """Send structlog and the standard library's logging through one JSON renderer to stdout."""
     out = stream or sys.stdout
     numeric = logging.getLevelName(level.upper())
@@ -49,7 +60,7 @@ def configure_logging(level: str = "info", stream: IO[str] | None = None, **cont
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**context)
-    # Libraries that use the standard logging module (uvicorn, alembic) go through the same renderer.
+    # Libraries logging through the standard module (uvicorn, alembic) share the renderer.
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -19,8 +19,11 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _multiprocess
 
+from credit_assessment.telemetry import MULTIPROCESS_ENV
+
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DECISIONS = ("APPROVED", "DECLINED", "REFER", "COUNTER_OFFER")
+ENGINES = ("new", "legacy")
 
 
 class Metrics:
@@ -31,38 +34,61 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.assessments = Counter(
-            "credit_assessments", "Assessments decided, by decision and engine.",
-            ["decision", "engine"], registry=reg,
+            "credit_assessments",
+            "Assessments decided, by decision and engine.",
+            ["decision", "engine"],
+            registry=reg,
         )
         self.request_duration = Histogram(
             "credit_assessment_http_request_duration_seconds",
             "HTTP request duration by route template, method and status.",
-            ["route", "method", "status"], buckets=LATENCY_BUCKETS_S, registry=reg,
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
         )
         self.in_flight = Gauge(
-            "credit_assessment_http_requests_in_flight", "HTTP requests being served.",
-            registry=reg, multiprocess_mode="livesum",
+            "credit_assessment_http_requests_in_flight",
+            "HTTP requests being served.",
+            registry=reg,
+            multiprocess_mode="livesum",
         )
         self.db_pool = Gauge(
-            "credit_assessment_db_pool_connections", "Database pool connections by state.",
-            ["state"], registry=reg, multiprocess_mode="livesum",
+            "credit_assessment_db_pool_connections",
+            "Database pool connections by state.",
+            ["state"],
+            registry=reg,
+            multiprocess_mode="livesum",
         )
         self.db_pool_max = Gauge(
-            "credit_assessment_db_pool_max_connections", "Database pool capacity.",
-            registry=reg, multiprocess_mode="livesum",
+            "credit_assessment_db_pool_max_connections",
+            "Database pool capacity.",
+            registry=reg,
+            multiprocess_mode="livesum",
         )
         self.group_commit_batch = Histogram(
-            "credit_assessment_group_commit_batch_size", "Assessments committed per transaction.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=reg,
+            "credit_assessment_group_commit_batch_size",
+            "Assessments committed per transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=reg,
         )
         self.build_info = Gauge(
-            "credit_assessment_build_info", "Build of the running service.", ["version"],
-            registry=reg, multiprocess_mode="livemax",
+            "credit_assessment_build_info",
+            "Build of the running service.",
+            ["version"],
+            registry=reg,
+            multiprocess_mode="livemax",
         )
         self.ready = Gauge(
-            "credit_assessment_ready", "1 when /ready passes, else 0.",
-            registry=reg, multiprocess_mode="livemin",
+            "credit_assessment_ready",
+            "1 when /ready passes, else 0.",
+            registry=reg,
+            multiprocess_mode="livemin",
         )
+        # Every decision and engine starts at zero, so the series exist (and rate() works) before
+        # the first assessment.
+        for decision in DECISIONS:
+            for engine in ENGINES:
+                self.assessments.labels(decision=decision, engine=engine)
         self.build_info.labels(version=version).set(1)
         self.ready.set(0)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def test_not_ready_instance_alert_is_delivered_then_resolved(monitoring_stack) -
     )
 
     alert = next(
-        a for a in fired.payload["alerts"] if a["labels"]["alertname"] == "CreditAssessmentInstanceNotReady"
+        a
+        for a in fired.payload["alerts"]
+        if a["labels"]["alertname"] == "CreditAssessmentInstanceNotReady"
     )
     # Routed by severity through the committed routing tree: warning goes to the team's Slack.
     assert fired.payload["receiver"] == "team-slack"
@@ -68,13 +71,16 @@ def test_not_ready_instance_alert_is_delivered_then_resolved(monitoring_stack) -
 
     to_alert_s = fired.received_at - fault_at
     to_resolved_s = resolved.received_at - cleared_at
-    print(f"\nfault -> alert delivered: {to_alert_s:.1f} s; fault cleared -> resolved delivered: {to_resolved_s:.1f} s")
+    print(
+        f"\nfault -> alert delivered: {to_alert_s:.1f} s; "
+        f"fault cleared -> resolved delivered: {to_resolved_s:.1f} s"
+    )
     assert to_alert_s < DELIVERY_TIMEOUT_S
     assert to_resolved_s < DELIVERY_TIMEOUT_S
 
 
-def test_critical_alert_pages_oncall_and_inhibits_nothing_else(monitoring_stack) -> None:
-    """A critical alert (bureau circuit is warning; instance down is critical) reaches the pager route."""
+def test_critical_alert_pages_oncall_and_inhibits_its_warning(monitoring_stack) -> None:
+    """A saturated pool fires both variants; only the critical one is delivered, to the pager."""
     stack = monitoring_stack
     assert stack.blue is not None
     stack.blue.set(db_in_use=10)  # 100% of the pool: the critical and the warning variants fire
@@ -103,11 +109,15 @@ def test_critical_alert_pages_oncall_and_inhibits_nothing_else(monitoring_stack)
 
 
 def _service_available() -> bool:
-    executable = shutil.which("credit-assessment") or str(Path(os.sys.executable).parent / "credit-assessment")
+    executable = shutil.which("credit-assessment") or str(
+        Path(sys.executable).parent / "credit-assessment"
+    )
     if not Path(executable).exists():
         return False
     try:
-        result = subprocess.run([executable, "serve", "--help"], capture_output=True, timeout=60, check=False)
+        result = subprocess.run(
+            [executable, "serve", "--help"], capture_output=True, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
@@ -117,15 +127,26 @@ def _service_available() -> bool:
 def test_real_service_down_alert_is_delivered_then_resolved(
     stack_factory, managed_process, free_tcp_port, wait, tmp_path
 ) -> None:
-    """The same loop against `credit-assessment serve`: stop it, InstanceDown pages; start it, resolved."""
+    """Against `credit-assessment serve`: stop it, InstanceDown pages; restart it, resolved."""
     import httpx
 
-    executable = shutil.which("credit-assessment") or str(Path(os.sys.executable).parent / "credit-assessment")
+    executable = shutil.which("credit-assessment") or str(
+        Path(sys.executable).parent / "credit-assessment"
+    )
     port = free_tcp_port()
     args = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # Own data directory (embedded PostgreSQL), no shutdown drain: the fault is "process gone".
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "SLOT": "blue",
+        "SHUTDOWN_DRAIN_S": "0",
+    }
 
     def start_service(n: int):
-        service = managed_process(f"credit-assessment-{n}", args, tmp_path / f"service-{n}.log")
+        service = managed_process(
+            f"credit-assessment-{n}", args, tmp_path / f"service-{n}.log", env
+        )
         service.wait_http_ok(f"http://127.0.0.1:{port}/metrics", timeout_s=90)
         return service
 

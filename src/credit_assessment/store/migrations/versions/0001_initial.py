@@ -34,8 +34,12 @@ def upgrade() -> None:
         sa.Column("seniority_years", sa.Integer),
         sa.Column("home", sa.String(16)),
         sa.Column("purchase_price", MONEY),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     )
     op.create_table(
         "assessments",
@@ -76,7 +80,9 @@ def upgrade() -> None:
             sa.ForeignKey("assessments.id", deferrable=True, initially="DEFERRED"),
             nullable=False,
         ),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     )
 
 

@@ -1,0 +1,191 @@
+"""The service as a user runs it: a real process on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from credit_assessment.seed import SMOKE_CLIENT_ID, client_id, synthetic_clients
+from credit_assessment.store.schema import sync_url
+from tests.conftest import REPO, TEST_JWT_SECRET, VENV_BIN, LiveServer, start_server
+
+pytestmark = pytest.mark.slow
+BODY = {"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12}
+
+
+def test_story_smoke_script_passes_against_a_live_server(
+    live_server: LiveServer, token: str
+) -> None:
+    missing = [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(
+            f"the story's smoke script needs {', '.join(missing)} (make test installs them as root)"
+        )
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "smoke-tests.sh"), live_server.url],
+        env={**os.environ, "API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All smoke tests passed!" in result.stdout
+    assert "Assessment API passed (ID: " in result.stdout
+    assert "(ID: null)" not in result.stdout
+
+
+def test_logs_carry_no_token_and_no_client_name(live_server: LiveServer, token: str) -> None:
+    client = httpx.Client(base_url=live_server.url, timeout=10)
+    assert (
+        client.post(
+            "/api/v1/assessment", json=BODY, headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            "/api/v1/assessment", json=BODY, headers={"Authorization": f"Bearer {token}x"}
+        ).status_code
+        == 401
+    )
+    live_server.stop()
+    log = live_server.log()
+    assert '"event":"request_completed"' in log
+    assert token not in log
+    assert TEST_JWT_SECRET not in log
+    smoke_client_name = next(synthetic_clients(1))["full_name"]
+    assert smoke_client_name not in log
+
+
+async def _hammer(url: str, token: str, until: float, results: list[int | str]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        i = 0
+        while time.monotonic() < until:
+            i += 1
+            body = {"clientId": str(client_id(i % 100)), "loanAmount": 10000 + i, "loanTerm": 12}
+            try:
+                r = await client.post("/api/v1/assessment", json=body, headers=headers)
+                results.append(r.status_code)
+            except httpx.HTTPError as exc:
+                results.append(type(exc).__name__)
+
+
+def test_sigterm_drains_then_exits_without_failing_a_request(
+    tmp_path: Path, database_url: str, token: str
+) -> None:
+    drain_s = 3.0
+    server = start_server(
+        tmp_path, {"DATABASE_URL": database_url, "SHUTDOWN_DRAIN_S": str(drain_s)}, workers=2
+    )
+    results: list[int | str] = []
+    ready_during_drain: list[int] = []
+
+    async def scenario() -> None:
+        load_until = (
+            time.monotonic() + 1.0 + drain_s / 2
+        )  # a balancer notices within half the drain
+        load = [
+            asyncio.create_task(_hammer(server.url, token, load_until, results)) for _ in range(6)
+        ]
+        await asyncio.sleep(1.0)
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(timeout=5) as probe:
+            ready_during_drain.append((await probe.get(f"{server.url}/ready")).status_code)
+        await asyncio.gather(*load)
+
+    asyncio.run(scenario())
+    exit_code = server.process.wait(timeout=30)
+    assert exit_code == 0, server.log()[-2000:]
+    assert ready_during_drain == [503]
+    assert results, "no load was sent"
+    assert set(results) == {201}, {r for r in results if r != 201}
+    engine = sa.create_engine(sync_url(database_url))
+    with engine.connect() as conn:
+        stored = conn.scalar(sa.text("SELECT count(*) FROM assessments"))
+    engine.dispose()
+    assert stored == len(results)
+
+
+def test_embedded_database_serves_and_keeps_data_across_restarts(
+    tmp_path: Path, token: str
+) -> None:
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "APP_ENV": "test",
+    }
+    env.pop("DATABASE_URL", None)
+    seeded = subprocess.run(
+        [str(VENV_BIN / "credit-assessment"), "seed", "--clients", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    assert "seeded 3 clients" in seeded.stdout
+    overrides = {"DATA_DIR": env["DATA_DIR"], "DATABASE_URL": ""}
+    first = start_server(tmp_path, overrides)
+    try:
+        created = httpx.post(
+            f"{first.url}/api/v1/assessment",
+            json=BODY,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+    finally:
+        assert first.stop() == 0
+    second = start_server(tmp_path, overrides)
+    try:
+        again = httpx.get(
+            f"{second.url}/api/v1/assessment/{created.json()['id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert again.status_code == 200
+        assert again.json() == created.json()
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["token", "--ttl", "0"], {}, "--ttl"),
+        (["seed", "--clients", "0"], {}, "--clients"),
+        (["token"], {"PORT": "not-a-port"}, "port"),
+        (["token"], {"APP_ENV": "production"}, "DATABASE_URL"),
+        (["token"], {"JWT_SECRET_FILE": "/nonexistent/secret"}, "JWT_SECRET_FILE"),
+    ],
+)
+def test_cli_refuses_bad_input_with_exit_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], says: str
+) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "credit-assessment"), *args],
+        env={**os.environ, "DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert says.lower() in result.stderr.lower()
+    assert "Traceback" not in result.stderr
