@@ -7,28 +7,36 @@ the decision itself in ``domain``.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
+import structlog
+
 from credit_assessment.domain import Application, BureauReport, ClientProfile, Decision, assess
+from credit_assessment.routing import ENGINE_LEGACY, ENGINE_NEW
+from credit_assessment.routing.flags import TrafficFlag
+from credit_assessment.routing.legacy import LegacyClient, LegacyDecision, LegacyUnavailable
+from credit_assessment.routing.shadow import ShadowComparison, compare
 from credit_assessment.store.assessments import (
     AssessmentRecord,
     AssessmentWriter,
     IdempotencyClaim,
     KeyReused,
     Replayed,
+    Stored,
     WriteOutcome,
     find_claim,
 )
 from credit_assessment.store.clients import ClientDirectory
 
-ENGINE_NEW = "new"
+log = structlog.get_logger()
 
 
 class ClientNotFound(LookupError):
@@ -98,18 +106,57 @@ def load_engine(model_path: Path | None = None, policy_path: Path | None = None)
     return decide
 
 
+class AssessmentEvents(Protocol):
+    """What the assessor reports as it works (the app turns these into metrics)."""
+
+    def decided(self, engine: str, seconds: float) -> None: ...
+    def stored(self, record: AssessmentRecord) -> None: ...
+    def shadow(self, comparison: ShadowComparison) -> None: ...
+    def legacy(self, outcome: str) -> None: ...
+
+
+class QuietEvents:
+    def decided(self, engine: str, seconds: float) -> None:
+        return None
+
+    def stored(self, record: AssessmentRecord) -> None:
+        return None
+
+    def shadow(self, comparison: ShadowComparison) -> None:
+        return None
+
+    def legacy(self, outcome: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The strangler: a flag picks the engine per client; legacy answers are shadowed."""
+
+    flag: TrafficFlag
+    legacy: LegacyClient
+    failover_to_new: bool = True
+    shadow: bool = True
+    score_tolerance: int = 5
+
+    def engine_for(self, client_id: UUID) -> str:
+        return ENGINE_NEW if self.flag.enabled_for(client_id) else ENGINE_LEGACY
+
+
 class Assessor:
     def __init__(
         self,
         directory: ClientDirectory,
         writer: AssessmentWriter,
         decide: DecideFn,
-        on_stored: Callable[[AssessmentRecord], None] | None = None,
+        events: AssessmentEvents | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self._directory = directory
         self._writer = writer
         self._decide = decide
-        self._on_stored = on_stored
+        self._events: AssessmentEvents = events or QuietEvents()
+        self.routing = routing
 
     async def assess(
         self,
@@ -129,29 +176,73 @@ class Assessor:
             raise ClientNotFound(request.client_id)
         application = Application(request.client_id, request.loan_amount, request.loan_term)
         bureau = None
-        decision = self._decide(application, profile, bureau)
-        record = AssessmentRecord(
+        record = None
+        failover = None
+        if self.routing is not None and self.routing.engine_for(request.client_id) == ENGINE_LEGACY:
+            try:
+                legacy = await self.routing.legacy.evaluate(application)
+                self._events.legacy("ok")
+            except LegacyUnavailable as exc:
+                self._events.legacy(exc.outcome)
+                if not self.routing.failover_to_new:
+                    raise
+                failover = str(exc)
+            else:
+                record = self._legacy_record(application, profile, bureau, legacy, request_id)
+        if record is None:
+            started = time.perf_counter()
+            decision = self._decide(application, profile, bureau)
+            self._events.decided(ENGINE_NEW, time.perf_counter() - started)
+            record = _record(application, profile, bureau, decision, request_id, failover=failover)
+        outcome = await self._writer.write(record, claim)
+        if isinstance(outcome, Stored):
+            self._events.stored(outcome.record)
+        return outcome
+
+    def _legacy_record(
+        self,
+        application: Application,
+        profile: ClientProfile,
+        bureau: BureauReport | None,
+        legacy: LegacyDecision,
+        request_id: str | None,
+    ) -> AssessmentRecord:
+        assert self.routing is not None
+        self._events.decided(ENGINE_LEGACY, legacy.latency_s)
+        shadow = None
+        if self.routing.shadow:
+            try:
+                started = time.perf_counter()
+                decision = self._decide(application, profile, bureau)
+                comparison = compare(
+                    legacy, decision, time.perf_counter() - started, self.routing.score_tolerance
+                )
+            except Exception:
+                log.exception("shadow_failed", client_hash=None)
+            else:
+                self._events.shadow(comparison)
+                shadow = comparison.document()
+        snap = snapshot(application, profile, bureau)
+        snap["shadow"] = shadow
+        snap["legacyReference"] = legacy.reference
+        return AssessmentRecord(
             id=uuid.uuid4(),
-            client_id=request.client_id,
-            loan_amount=request.loan_amount,
-            loan_term=request.loan_term,
-            decision=decision.outcome.value,
-            score=decision.score,
-            risk_grade=decision.risk_grade,
-            reasons=[{"code": r.code, "description": r.description} for r in decision.reasons],
-            engine=ENGINE_NEW,
-            model_version=decision.model_version,
-            policy_version=decision.policy_version,
-            offer_amount=decision.offer_amount,
-            monthly_instalment=decision.monthly_instalment,
+            client_id=application.client_id,
+            loan_amount=application.loan_amount,
+            loan_term=application.loan_term_months,
+            decision=legacy.outcome.value,
+            score=legacy.score,
+            risk_grade=legacy.grade[:2],
+            reasons=[{"code": r.code, "description": r.description} for r in legacy.reasons],
+            engine=ENGINE_LEGACY,
+            model_version="legacy",
+            policy_version="legacy",
+            offer_amount=None,
+            monthly_instalment=None,
             created_at=datetime.now(UTC),
-            input_snapshot=snapshot(application, profile, bureau),
+            input_snapshot=snap,
             request_id=request_id,
         )
-        outcome = await self._writer.write(record, claim)
-        if self._on_stored is not None and not isinstance(outcome, Replayed | KeyReused):
-            self._on_stored(outcome.record)
-        return outcome
 
     async def _earlier(self, claim: IdempotencyClaim) -> WriteOutcome | None:
         async with self._directory.database.connect() as conn:
@@ -160,3 +251,34 @@ class Assessor:
             return None
         request_hash, record = found
         return Replayed(record) if request_hash == claim.request_hash else KeyReused()
+
+
+def _record(
+    application: Application,
+    profile: ClientProfile,
+    bureau: BureauReport | None,
+    decision: Decision,
+    request_id: str | None,
+    failover: str | None = None,
+) -> AssessmentRecord:
+    snap = snapshot(application, profile, bureau)
+    if failover is not None:
+        snap["legacyFailover"] = failover
+    return AssessmentRecord(
+        id=uuid.uuid4(),
+        client_id=application.client_id,
+        loan_amount=application.loan_amount,
+        loan_term=application.loan_term_months,
+        decision=decision.outcome.value,
+        score=decision.score,
+        risk_grade=decision.risk_grade,
+        reasons=[{"code": r.code, "description": r.description} for r in decision.reasons],
+        engine=ENGINE_NEW,
+        model_version=decision.model_version,
+        policy_version=decision.policy_version,
+        offer_amount=decision.offer_amount,
+        monthly_instalment=decision.monthly_instalment,
+        created_at=datetime.now(UTC),
+        input_snapshot=snap,
+        request_id=request_id,
+    )

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     bureau_api_key: SecretStr | None = None
     legacy_url: str | None = None
     legacy_api_token: SecretStr | None = None
+    legacy_path: str = "/legacy/credit/evaluate"
+    legacy_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    legacy_failover: bool = True
+    flag_file: Path | None = Field(default=None, validation_alias="FLAGD_OFFLINE_FLAG_SOURCE_PATH")
+    flag_poll_s: float = Field(default=0.25, gt=0, le=10)
+    shadow_enabled: bool = True
+    shadow_score_tolerance: int = Field(default=5, ge=0)
     redis_url: SecretStr | None = None
 
     @model_validator(mode="before")

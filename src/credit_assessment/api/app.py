@@ -34,7 +34,16 @@ from credit_assessment.api.problems import (
 from credit_assessment.api.routes import build_router, readiness
 from credit_assessment.api.runtime import Lifecycle, Runtime
 from credit_assessment.api.schemas import request_model
-from credit_assessment.assessor import Assessor, DecideFn, EngineUnavailable, load_engine
+from credit_assessment.assessor import (
+    Assessor,
+    DecideFn,
+    EngineUnavailable,
+    Routing,
+    load_engine,
+)
+from credit_assessment.routing.flags import TrafficFlag
+from credit_assessment.routing.legacy import LegacyClient, LegacyUnavailable
+from credit_assessment.routing.shadow import ShadowComparison
 from credit_assessment.settings import Settings, SettingsError
 from credit_assessment.store.assessments import AssessmentWriter, WriterStopped
 from credit_assessment.store.clients import ClientDirectory
@@ -45,13 +54,13 @@ from credit_assessment.telemetry.metrics import Metrics
 log = structlog.get_logger()
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+_QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics", "/flags"})
 _ROUTES = (
     (re.compile(r"^/api/v1/assessment/[^/]+$"), "/api/v1/assessment/{id}"),
     (re.compile(r"^/api/v1/clients/[^/]+/assessments$"), "/api/v1/clients/{clientId}/assessments"),
 )
 _STATIC_ROUTES = frozenset(
-    {hot.PATH, "/health", "/ready", "/metrics", "/openapi.json", "/docs", "/redoc"}
+    {hot.PATH, "/health", "/ready", "/metrics", "/flags", "/openapi.json", "/docs", "/redoc"}
 )
 
 
@@ -101,11 +110,96 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem_response(unavailable("The database is unavailable; retry shortly"), request)
 
 
+class MetricEvents:
+    """Counts what the assessor reports."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def decided(self, engine: str, seconds: float) -> None:
+        self._m.decision_duration.labels(engine=engine).observe(seconds)
+
+    def stored(self, record: Any) -> None:
+        self._m.assessments.labels(decision=record.decision, engine=record.engine).inc()
+
+    def shadow(self, comparison: ShadowComparison) -> None:
+        for field, same in comparison.matches.items():
+            self._m.shadow_comparisons.labels("match" if same else "mismatch", field).inc()
+        all_same = all(comparison.matches.values())
+        self._m.shadow_comparisons.labels("match" if all_same else "mismatch", "all").inc()
+
+    def legacy(self, outcome: str) -> None:
+        self._m.legacy_requests.labels(outcome=outcome).inc()
+
+
+def _routing(settings: Settings) -> Routing | None:
+    """The strangler when a legacy system is configured; without one the new engine decides."""
+    if not settings.legacy_url:
+        return None
+    token = settings.legacy_api_token.get_secret_value() if settings.legacy_api_token else None
+    legacy = LegacyClient(
+        settings.legacy_url, settings.legacy_path, token, settings.legacy_timeout_s
+    )
+    source = settings.flag_file or settings.data_dir / "flags.json"
+    flag = TrafficFlag(source, settings.data_dir, settings.flag_poll_s)
+    return Routing(
+        flag,
+        legacy,
+        failover_to_new=settings.legacy_failover,
+        shadow=settings.shadow_enabled,
+        score_tolerance=settings.shadow_score_tolerance,
+    )
+
+
 def _refuse(reason: str) -> DecideFn:
     def decide(*_: Any) -> Any:
         raise unavailable(f"The decision model is {reason}")
 
     return decide
+
+
+async def _open_runtime(
+    settings: Settings, metrics: Metrics, lifecycle: Lifecycle, database: Database
+) -> Runtime:
+    writer = AssessmentWriter(
+        database,
+        settings.group_commit_max_batch,
+        settings.group_commit_writers,
+        on_batch=metrics.group_commit_batch.observe,
+    )
+    directory = ClientDirectory(database, settings.profile_cache_ttl_s, settings.profile_cache_size)
+    model_error = None
+    try:
+        decide = load_engine(settings.model_path, settings.policy_path)
+    except EngineUnavailable as exc:
+        model_error = f"not loaded: {exc}"
+        log.error("model_not_loaded", error=str(exc))
+        decide = _refuse(model_error)
+    routing = _routing(settings)
+    runtime = Runtime(
+        database=database,
+        directory=directory,
+        writer=writer,
+        assessor=Assessor(directory, writer, decide, MetricEvents(metrics), routing),
+        expected_revision=head_revision(),
+        model_error=model_error,
+        lifecycle=lifecycle,
+        flag=routing.flag if routing is not None else None,
+    )
+    await writer.start()
+    if routing is not None:
+        routing.flag.start()
+    return runtime
+
+
+async def _close_runtime(runtime: Runtime, close_database: bool) -> None:
+    await runtime.writer.stop()
+    routing = runtime.assessor.routing
+    if routing is not None:
+        await routing.flag.stop()
+        await routing.legacy.close()
+    if close_database:
+        await runtime.database.dispose()
 
 
 def create_app(
@@ -130,37 +224,7 @@ def create_app(
         database = given_database or Database(
             database_url, settings.db_pool_size, settings.db_statement_timeout_ms
         )
-        writer = AssessmentWriter(
-            database,
-            settings.group_commit_max_batch,
-            settings.group_commit_writers,
-            on_batch=metrics.group_commit_batch.observe,
-        )
-        directory = ClientDirectory(
-            database, settings.profile_cache_ttl_s, settings.profile_cache_size
-        )
-
-        def count(record: Any) -> None:
-            metrics.assessments.labels(decision=record.decision, engine=record.engine).inc()
-
-        model_error = None
-        try:
-            decide = load_engine(settings.model_path, settings.policy_path)
-        except EngineUnavailable as exc:
-            model_error = f"not loaded: {exc}"
-            log.error("model_not_loaded", error=str(exc))
-            decide = _refuse(model_error)
-
-        runtime = Runtime(
-            database=database,
-            directory=directory,
-            writer=writer,
-            assessor=Assessor(directory, writer, decide, on_stored=count),
-            expected_revision=head_revision(),
-            model_error=model_error,
-            lifecycle=lifecycle,
-        )
-        await writer.start()
+        runtime = await _open_runtime(settings, metrics, lifecycle, database)
         app.state.runtime = runtime
         ok, checks = await readiness(runtime, metrics)
         log.info("service_started", ready=ok, checks=checks, version=settings.version)
@@ -169,9 +233,7 @@ def create_app(
         finally:
             lifecycle.draining = True
             metrics.ready.set(0)
-            await writer.stop()
-            if given_database is None:
-                await database.dispose()
+            await _close_runtime(runtime, close_database=given_database is None)
             log.info("service_stopped")
 
     api = FastAPI(
@@ -279,6 +341,14 @@ class ServiceApp:
             await self.endpoint(scope, receive, send, request_id)
         except Problem as problem:
             await send_problem(send, problem, path, request_id)
+        except LegacyUnavailable as exc:
+            log.warning("legacy_unavailable", request_id=request_id, error=str(exc))
+            await send_problem(
+                send,
+                unavailable("The legacy assessment system is unavailable; retry"),
+                path,
+                request_id,
+            )
         except (WriterStopped, DBAPIError, SQLAlchemyError, TimeoutError) as exc:
             log.warning("assessment_unavailable", request_id=request_id, error=type(exc).__name__)
             await send_problem(

@@ -18,6 +18,7 @@ from credit_assessment.api.auth import Principal, TokenVerifier
 from credit_assessment.api.problems import Problem, not_found
 from credit_assessment.api.runtime import Runtime
 from credit_assessment.api.schemas import AssessmentOut, AssessmentPage, assessment_json
+from credit_assessment.routing import FLAG_KEY
 from credit_assessment.store.assessments import get_assessment, list_for_client
 from credit_assessment.telemetry.metrics import Metrics
 
@@ -65,6 +66,10 @@ async def readiness(runtime: Runtime, metrics: Metrics) -> tuple[bool, dict[str,
         checks["database"] = f"unreachable ({type(exc).__name__})"
         checks["schema"] = "unknown"
     checks["model"] = "ok" if runtime.model_error is None else runtime.model_error
+    if runtime.flag is not None:
+        checks["flags"] = runtime.flag.problem or "ok"
+        weight = runtime.flag.current.weight_percent if runtime.flag.current else 0
+        metrics.flag_weight.labels(flag=FLAG_KEY).set(weight)
     checks["lifecycle"] = "draining" if runtime.lifecycle.draining else "ok"
     ready = all(v == "ok" for v in checks.values())
     metrics.ready.set(1 if ready else 0)
@@ -119,6 +124,17 @@ def build_router(verifier: TokenVerifier, metrics: Metrics, page_size_max: int) 
             metrics.db_pool_max.set(usage.capacity)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
+
+    @router.get(
+        "/flags",
+        tags=["probes"],
+        summary="The traffic flag this instance is using: flag-set version and weight",
+    )
+    async def flags(request: Request) -> Response:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is None or runtime.flag is None:
+            return _json({"flagSetVersion": None, "flags": {}, "provider": "none", "problem": None})
+        return _json(runtime.flag.state())
 
     @router.get(
         "/api/v1/assessment/{assessment_id}",

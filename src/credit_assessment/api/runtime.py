@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from credit_assessment.assessor import Assessor
+from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.store.assessments import AssessmentWriter
 from credit_assessment.store.clients import ClientDirectory
 from credit_assessment.store.database import Database
@@ -26,5 +27,6 @@ class Runtime:
     assessor: Assessor
     expected_revision: str
     model_error: str | None = None
+    flag: TrafficFlag | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     ready_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -71,6 +71,32 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=reg,
         )
+        self.decision_duration = Histogram(
+            "credit_assessment_decision_duration_seconds",
+            "Time to decide one application, by the engine that decided.",
+            ["engine"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.shadow_comparisons = Counter(
+            "credit_assessment_shadow_comparisons",
+            "Legacy decisions compared with the new engine's shadow decision, per field.",
+            ["outcome", "field"],
+            registry=reg,
+        )
+        self.legacy_requests = Counter(
+            "credit_assessment_legacy_requests",
+            "Calls to the legacy system by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.flag_weight = Gauge(
+            "credit_assessment_flag_weight_percent",
+            "Share of clients the traffic flag sends to the new engine, as loaded.",
+            ["flag"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
         self.build_info = Gauge(
             "credit_assessment_build_info",
             "Build of the running service.",
@@ -89,6 +115,13 @@ class Metrics:
         for decision in DECISIONS:
             for engine in ENGINES:
                 self.assessments.labels(decision=decision, engine=engine)
+        for field in ("decision", "grade", "score", "reasons", "all"):
+            for outcome in ("match", "mismatch"):
+                self.shadow_comparisons.labels(outcome=outcome, field=field)
+        for outcome in ("ok", "error", "timeout"):
+            self.legacy_requests.labels(outcome=outcome)
+        for engine in ENGINES:
+            self.decision_duration.labels(engine=engine)
         self.build_info.labels(version=version).set(1)
         self.ready.set(0)
 

@@ -4,6 +4,11 @@ Latency is measured from each request's *scheduled* start, so a server that stal
 the requests that queued behind the stall (no coordinated omission). Connections are HTTP/1.1
 keep-alive, raw asyncio streams: cheap enough that one core drives thousands of requests a second.
 Only loopback targets are accepted, and every run is bounded in rate and duration.
+
+``LiveCounts`` is updated as answers arrive (sent, failed, by tag), for a progress display;
+``BackgroundLoad`` runs a plan on its own event loop in a thread, for the whole of a
+rehearsal, and hands back the ``LoadResult`` when stopped. ``slot_engine_tag`` tags each
+answer with the slot the router names in ``X-Slot`` and the ``engine`` of the decision.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import math
+import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -59,7 +66,11 @@ class LoadPlan:
         if parts.scheme != "http" or not parts.hostname:
             raise LoadError(f"load targets must be http://host:port URLs, not {self.url!r}")
         host = parts.hostname
-        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
             raise LoadError(f"load is sent only to loopback addresses, not {host}")
         if not 0 < self.rate_per_s <= MAX_RATE_PER_S:
             raise LoadError(f"rate must be in (0, {MAX_RATE_PER_S}] requests/s")
@@ -74,6 +85,20 @@ class LoadPlan:
 class LoadResult:
     outcomes: list[Outcome]
     elapsed_s: float
+    started_at: float = 0.0  # wall clock (time.time()) at offset 0
+
+    def between(self, start: float, end: float) -> list[Outcome]:
+        """Outcomes scheduled between two wall-clock instants."""
+        lo, hi = start - self.started_at, end - self.started_at
+        return [o for o in self.outcomes if lo <= o.scheduled_s < hi]
+
+    def by_tag(self) -> dict[str, dict[str, int]]:
+        tags: dict[str, dict[str, int]] = {}
+        for o in self.outcomes:
+            entry = tags.setdefault(o.tag or "-", {"requests": 0, "failed": 0})
+            entry["requests"] += 1
+            entry["failed"] += 0 if o.ok else 1
+        return dict(sorted(tags.items()))
 
     @property
     def count(self) -> int:
@@ -146,13 +171,42 @@ def _raw_request(plan: LoadPlan, host: str, port: int, index: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def run_load(plan: LoadPlan, stop: asyncio.Event | None = None) -> LoadResult:
+class LiveCounts:
+    """Counts updated as answers arrive; read from any thread."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.failed = 0
+        self.by_tag: Counter[str] = Counter()
+        self.last_error: str | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self.sent += 1
+        if not outcome.ok:
+            self.failed += 1
+            self.last_error = outcome.error or f"HTTP {outcome.status}"
+        self.by_tag[outcome.tag or "-"] += 1
+
+
+_ENGINE = re.compile(rb'"engine"\s*:\s*"([a-z_-]+)"')
+
+
+def slot_engine_tag(status: int, headers: dict[str, str], body: bytes) -> str:
+    """``<slot>/<engine>``: the router's X-Slot header and the decision's engine."""
+    match = _ENGINE.search(body)
+    return f"{headers.get('x-slot', '?')}/{match.group(1).decode() if match else '?'}"
+
+
+async def run_load(
+    plan: LoadPlan, stop: asyncio.Event | None = None, live: LiveCounts | None = None
+) -> LoadResult:
     """Send ``rate_per_s`` requests a second for ``duration_s`` (or until ``stop`` is set)."""
     host, port = plan.validate()
     total = int(plan.rate_per_s * plan.duration_s)
     interval = 1.0 / plan.rate_per_s
     tickets: asyncio.Queue[int | None] = asyncio.Queue()
     outcomes: list[Outcome] = []
+    started_at = time.time()
     start = time.perf_counter()
 
     async def worker() -> None:
@@ -172,7 +226,10 @@ async def run_load(plan: LoadPlan, stop: asyncio.Event | None = None) -> LoadRes
                     error = type(exc).__name__
                     conn.close()
                 latency = time.perf_counter() - start - scheduled
-                outcomes.append(Outcome(scheduled, latency, status, error, tag))
+                outcome = Outcome(scheduled, latency, status, error, tag)
+                outcomes.append(outcome)
+                if live is not None:
+                    live.add(outcome)
         finally:
             conn.close()
 
@@ -187,4 +244,54 @@ async def run_load(plan: LoadPlan, stop: asyncio.Event | None = None) -> LoadRes
     for _ in workers:
         tickets.put_nowait(None)
     await asyncio.gather(*workers)
-    return LoadResult(outcomes, time.perf_counter() - start)
+    return LoadResult(outcomes, time.perf_counter() - start, started_at)
+
+
+class BackgroundLoad:
+    """A load plan running on its own event loop in a thread until ``stop()``."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        plan.validate()
+        self.plan = plan
+        self.live = LiveCounts()
+        self.result: LoadResult | None = None
+        self.error: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="background-load", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> LoadResult:
+            self._stop = asyncio.Event()
+            self._ready.set()
+            return await run_load(self.plan, self._stop, self.live)
+
+        try:
+            self.result = self._loop.run_until_complete(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of stop()
+            self.error = exc
+        finally:
+            self._ready.set()
+            self._loop.close()
+
+    def start(self) -> BackgroundLoad:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 60.0) -> LoadResult:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+        if self.error is not None:
+            raise LoadError(f"the background load failed: {self.error!r}") from self.error
+        if self.result is None:
+            raise LoadError("the background load did not finish")
+        return self.result
