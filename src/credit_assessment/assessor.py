@@ -199,6 +199,14 @@ class Assessor:
             self._events.stored(outcome.record)
         return outcome
 
+    async def evaluate(self, request: AssessmentInput) -> Decision:
+        """The new engine's decision for this application now, with no side effects."""
+        profile = await self._directory.profile(request.client_id)
+        if profile is None:
+            raise ClientNotFound(request.client_id)
+        application = Application(request.client_id, request.loan_amount, request.loan_term)
+        return self._decide(application, profile, None)
+
     def _legacy_record(
         self,
         application: Application,

@@ -60,7 +60,17 @@ _ROUTES = (
     (re.compile(r"^/api/v1/clients/[^/]+/assessments$"), "/api/v1/clients/{clientId}/assessments"),
 )
 _STATIC_ROUTES = frozenset(
-    {hot.PATH, "/health", "/ready", "/metrics", "/flags", "/openapi.json", "/docs", "/redoc"}
+    {
+        hot.PATH,
+        hot.EVALUATE_PATH,
+        "/health",
+        "/ready",
+        "/metrics",
+        "/flags",
+        "/openapi.json",
+        "/docs",
+        "/redoc",
+    }
 )
 
 
@@ -303,7 +313,7 @@ class ServiceApp:
         path: str = scope["path"]
         self.metrics.in_flight.inc()
         try:
-            if path == hot.PATH:
+            if path in hot.PATHS:
                 await self._assessment(scope, receive, send_with_id, request_id)
             else:
                 await self.api(scope, receive, send_with_id)

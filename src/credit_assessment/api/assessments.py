@@ -23,11 +23,13 @@ from credit_assessment.api.asgi import (
 )
 from credit_assessment.api.auth import TokenVerifier
 from credit_assessment.api.problems import Problem, field_errors, validation_problem
-from credit_assessment.api.schemas import assessment_json
+from credit_assessment.api.schemas import assessment_json, evaluation_json
 from credit_assessment.assessor import AssessmentInput, Assessor, ClientNotFound
 from credit_assessment.store.assessments import KeyReused, Replayed
 
 PATH = "/api/v1/assessment"
+EVALUATE_PATH = "/api/v1/assessment/evaluate"
+PATHS = frozenset({PATH, EVALUATE_PATH})
 
 
 def _json_content_type(value: str | None) -> bool:
@@ -88,6 +90,10 @@ class AssessmentEndpoint:
         request = self._parse(body)
         assessor: Assessor = self._assessor()
         try:
+            if scope["path"] == EVALUATE_PATH:
+                decision = await assessor.evaluate(request)
+                await send_json(send, 200, evaluation_json(request, decision))
+                return
             outcome = await assessor.assess(request, principal.subject, key, request_id)
         except ClientNotFound as exc:
             raise Problem(

@@ -6,9 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from credit_assessment.api.assessments import EVALUATE_PATH
 from credit_assessment.api.assessments import PATH as ASSESSMENT_PATH
 from credit_assessment.api.problems import PROBLEM_MEDIA_TYPE, ProblemDetails
-from credit_assessment.api.schemas import AssessmentOut
+from credit_assessment.api.schemas import AssessmentOut, EvaluationOut
 
 _REF = "#/components/schemas/{model}"
 STORY_EXAMPLE = {
@@ -51,7 +52,7 @@ def complete_openapi(base: dict[str, Any], request_model: type[BaseModel]) -> di
     doc = dict(base)
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas.update(_schemas(request_model, AssessmentOut, ProblemDetails))
+    schemas.update(_schemas(request_model, AssessmentOut, EvaluationOut, ProblemDetails))
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     components["securitySchemes"] = {
@@ -110,9 +111,27 @@ def complete_openapi(base: dict[str, Any], request_model: type[BaseModel]) -> di
             },
         }
     }
+    doc["paths"][EVALUATE_PATH] = {
+        "post": {
+            "tags": ["assessments"],
+            "summary": "The new engine's decision for an application, without storing anything",
+            "operationId": "evaluate_assessment",
+            "security": [{"bearerAuth": []}],
+            "requestBody": doc["paths"][ASSESSMENT_PATH]["post"]["requestBody"],
+            "responses": {
+                "200": {
+                    "description": "The decision; nothing was stored",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Evaluation"}}
+                    },
+                },
+                **_problem_responses([400, 401, 413, 415, 422, 503]),
+            },
+        }
+    }
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
-            if path == ASSESSMENT_PATH:
+            if path in (ASSESSMENT_PATH, EVALUATE_PATH):
                 continue
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from credit_assessment.assessor import AssessmentInput
+from credit_assessment.domain import Decision
 from credit_assessment.settings import Settings
 from credit_assessment.store.assessments import AssessmentRecord
 
@@ -82,6 +84,44 @@ class AssessmentOut(BaseModel):
 class AssessmentPage(BaseModel):
     items: list[AssessmentOut]
     nextCursor: str | None = None
+
+
+class EvaluationOut(BaseModel):
+    """The decision the new engine would make now; nothing is stored."""
+
+    model_config = ConfigDict(title="Evaluation")
+
+    clientId: UUID  # noqa: N815
+    loanAmount: float  # noqa: N815
+    loanTerm: int  # noqa: N815
+    decision: Literal["APPROVED", "DECLINED", "REFER", "COUNTER_OFFER"]
+    score: int
+    riskGrade: str  # noqa: N815
+    reasons: list[ReasonOut]
+    engine: str
+    modelVersion: str  # noqa: N815
+    policyVersion: str  # noqa: N815
+    offerAmount: float | None = None  # noqa: N815
+    monthlyInstalment: float | None = None  # noqa: N815
+
+
+def evaluation_json(request: AssessmentInput, decision: Decision) -> dict[str, Any]:
+    return {
+        "clientId": str(request.client_id),
+        "loanAmount": float(request.loan_amount),
+        "loanTerm": request.loan_term,
+        "decision": decision.outcome.value,
+        "score": decision.score,
+        "riskGrade": decision.risk_grade,
+        "reasons": [{"code": r.code, "description": r.description} for r in decision.reasons],
+        "engine": "new",
+        "modelVersion": decision.model_version,
+        "policyVersion": decision.policy_version,
+        "offerAmount": float(decision.offer_amount) if decision.offer_amount is not None else None,
+        "monthlyInstalment": (
+            float(decision.monthly_instalment) if decision.monthly_instalment is not None else None
+        ),
+    }
 
 
 def assessment_json(record: AssessmentRecord) -> dict[str, Any]:

@@ -304,3 +304,23 @@ async def test_openapi_documents_the_hot_endpoint(client: httpx.AsyncClient) -> 
     assert set(body_schema["required"]) == {"clientId", "loanAmount", "loanTerm"}
     assert body_schema["properties"]["loanTerm"]["maximum"] == 72
     assert "application/problem+json" in post["responses"]["422"]["content"]
+
+
+async def test_evaluate_decides_without_storing(
+    client: httpx.AsyncClient, token: str, tx_database: TransactionDatabase
+) -> None:
+    r = await client.post("/api/v1/assessment/evaluate", json=STORY_BODY, headers=auth(token))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["decision"] in {"APPROVED", "DECLINED", "REFER", "COUNTER_OFFER"}
+    assert body["engine"] == "new" and "id" not in body
+    again = await client.post("/api/v1/assessment/evaluate", json=STORY_BODY, headers=auth(token))
+    assert again.json() == body  # deterministic
+    assert await count_rows(tx_database, "assessments") == 0
+    unknown = await client.post(
+        "/api/v1/assessment/evaluate",
+        json={**STORY_BODY, "clientId": str(uuid.uuid4())},
+        headers=auth(token),
+    )
+    assert unknown.status_code == 422
+    assert (await client.post("/api/v1/assessment/evaluate", json=STORY_BODY)).status_code == 401
