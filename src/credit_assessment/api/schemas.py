@@ -91,18 +91,18 @@ class EvaluationOut(BaseModel):
 
     model_config = ConfigDict(title="Evaluation")
 
-    clientId: UUID  # noqa: N815
-    loanAmount: float  # noqa: N815
-    loanTerm: int  # noqa: N815
+    clientId: UUID
+    loanAmount: float
+    loanTerm: int
     decision: Literal["APPROVED", "DECLINED", "REFER", "COUNTER_OFFER"]
     score: int
-    riskGrade: str  # noqa: N815
+    riskGrade: str
     reasons: list[ReasonOut]
     engine: str
-    modelVersion: str  # noqa: N815
-    policyVersion: str  # noqa: N815
-    offerAmount: float | None = None  # noqa: N815
-    monthlyInstalment: float | None = None  # noqa: N815
+    modelVersion: str
+    policyVersion: str
+    offerAmount: float | None = None
+    monthlyInstalment: float | None = None
 
 
 def evaluation_json(request: AssessmentInput, decision: Decision) -> dict[str, Any]:
