@@ -130,13 +130,13 @@ def main() -> int:
 
 
 def _seed(url: str) -> None:
-    from credit_assessment.seed import synthetic_clients
+    from credit_assessment.seed import client_rows
     from credit_assessment.store.clients import upsert_clients
     from credit_assessment.store.schema import sync_url
 
     engine = sa.create_engine(sync_url(url))
     with engine.begin() as conn:
-        upsert_clients(conn, synthetic_clients(100))
+        upsert_clients(conn, client_rows(100))
     engine.dispose()
 
 

@@ -76,12 +76,12 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 
 
 def seed_template(url: str) -> None:
-    from credit_assessment.seed import synthetic_clients
+    from credit_assessment.seed import client_rows
     from credit_assessment.store.clients import upsert_clients
 
     engine = sa.create_engine(sync_url(url))
     with engine.begin() as conn:
-        upsert_clients(conn, synthetic_clients(200))
+        upsert_clients(conn, client_rows(200))
     engine.dispose()
 
 

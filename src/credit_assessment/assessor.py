@@ -24,6 +24,7 @@ from credit_assessment.routing import ENGINE_LEGACY, ENGINE_NEW
 from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyDecision, LegacyUnavailable
 from credit_assessment.routing.shadow import ShadowComparison, compare
+from credit_assessment.sources.bureau import BureauSource, NoBureau
 from credit_assessment.store.assessments import (
     AssessmentRecord,
     AssessmentWriter,
@@ -151,12 +152,14 @@ class Assessor:
         decide: DecideFn,
         events: AssessmentEvents | None = None,
         routing: Routing | None = None,
+        bureau: BureauSource | None = None,
     ) -> None:
         self._directory = directory
         self._writer = writer
         self._decide = decide
         self._events: AssessmentEvents = events or QuietEvents()
         self.routing = routing
+        self.bureau: BureauSource = bureau or NoBureau()
 
     async def assess(
         self,
@@ -175,7 +178,7 @@ class Assessor:
         if profile is None:
             raise ClientNotFound(request.client_id)
         application = Application(request.client_id, request.loan_amount, request.loan_term)
-        bureau = None
+        bureau = (await self.bureau.report(request.client_id)).report
         record = None
         failover = None
         if self.routing is not None and self.routing.engine_for(request.client_id) == ENGINE_LEGACY:
@@ -205,7 +208,8 @@ class Assessor:
         if profile is None:
             raise ClientNotFound(request.client_id)
         application = Application(request.client_id, request.loan_amount, request.loan_term)
-        return self._decide(application, profile, None)
+        bureau = (await self.bureau.report(request.client_id)).report
+        return self._decide(application, profile, bureau)
 
     def _legacy_record(
         self,

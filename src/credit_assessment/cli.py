@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -58,20 +59,26 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from credit_assessment.seed import synthetic_clients
+    from credit_assessment.seed import client_rows
+    from credit_assessment.sources.bureau_export import write_reports
     from credit_assessment.store.clients import upsert_clients
     from credit_assessment.store.schema import sync_url
 
-    if args.clients < 1:
-        print("error: --clients must be at least 1", file=sys.stderr)
+    try:
+        rows = client_rows(args.clients)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.bureau_file:
+        write_reports(args.bureau_file, args.clients)
+        print(f"wrote the bureau's reports for {args.clients} clients to {args.bureau_file}")
     settings = _database_url(load_settings())
     _migrate(settings)
     assert settings.database_url is not None
     engine = sa.create_engine(sync_url(settings.database_url.get_secret_value()))
     try:
         with engine.begin() as conn:
-            count = upsert_clients(conn, synthetic_clients(args.clients))
+            count = upsert_clients(conn, rows)
     finally:
         engine.dispose()
     print(f"seeded {count} clients")
@@ -118,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", help="load deterministic client profiles")
     seed.add_argument("--clients", type=int, default=500, help="how many clients (default 500)")
+    seed.add_argument(
+        "--bureau-file", type=Path, help="also write the credit bureau emulator's reports here"
+    )
     seed.set_defaults(func=cmd_seed)
 
     model = sub.add_parser("model", help="the scorecard")

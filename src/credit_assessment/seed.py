@@ -1,47 +1,58 @@
-"""Deterministic client profiles for local runs, tests and the rehearsal.
+"""Client profiles for local runs, tests and the rehearsal, derived from the real credit data set
+the scorecard was trained on (see ``credit_assessment.model.applicants``), the same every time.
 
-The first client is always the story's smoke-test client, so its assessment is real.
+The first client is always the story's smoke-test client, so its assessment is real. Names are
+made up deterministically; they exist so that tests can prove names never reach logs.
 """
 
 from __future__ import annotations
 
-import random
-import uuid
-from collections.abc import Iterator
-from decimal import Decimal
+import hashlib
 from typing import Any
+from uuid import UUID
 
-SMOKE_CLIENT_ID = uuid.UUID("123e4567-e89b-12d3-a456-426614174000")
-_NAMESPACE = uuid.UUID("6f1c4c52-8d51-4a8e-9a43-3d4c1f0b7a10")
+from credit_assessment.model.applicants import SMOKE_CLIENT_ID, Applicant, load_applicants
+
+__all__ = ["SMOKE_CLIENT_ID", "client_id", "client_rows", "max_clients"]
+
 _FIRST = ("Chanda", "Mwila", "Bwalya", "Mutale", "Natasha", "Kondwani", "Thandiwe", "Mulenga")
 _LAST = ("Banda", "Phiri", "Mwale", "Tembo", "Zulu", "Lungu", "Mumba", "Sakala")
 
 
-def client_id(index: int) -> uuid.UUID:
-    return SMOKE_CLIENT_ID if index == 0 else uuid.uuid5(_NAMESPACE, f"client-{index}")
+def max_clients() -> int:
+    return len(load_applicants())
 
 
-def _money(value: float) -> Decimal:
-    return Decimal(str(round(value, 2)))
+def client_id(index: int) -> UUID:
+    """The id of the ``index``-th seeded client (0 is the smoke-test client)."""
+    return load_applicants(index + 1)[index].client_id
 
 
-def synthetic_clients(count: int, seed: int = 20) -> Iterator[dict[str, Any]]:
-    """``count`` client rows, the same every time for the same ``seed``."""
-    rng = random.Random(seed)
-    for index in range(count):
-        income = 12_000 + rng.lognormvariate(0, 0.6) * 6_000 if index else 18_500.0
-        expenses = income * rng.uniform(0.25, 0.55) if index else 6_000.0
-        debt_payments = income * rng.choice((0, 0, 0.05, 0.1, 0.2, 0.35)) if index else 1_200.0
-        yield {
-            "id": client_id(index),
-            "full_name": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-            "monthly_income": _money(income),
-            "monthly_expenses": _money(expenses),
-            "monthly_debt_payments": _money(debt_payments),
-            "outstanding_debt": _money(debt_payments * rng.uniform(6, 30)),
-            "assets": _money(rng.choice((0, 0, 1, 3, 10)) * income),
-            "employment": rng.choice(("fixed", "fixed", "fixed", "freelance", "partime", "others")),
-            "seniority_years": rng.randint(0, 25),
-            "home": rng.choice(("rent", "owner", "parents", "priv", "other")),
-            "purchase_price": _money(rng.uniform(20_000, 300_000)),
-        }
+def _name(applicant: Applicant) -> str:
+    digest = hashlib.sha256(applicant.client_id.bytes).digest()
+    return f"{_FIRST[digest[0] % len(_FIRST)]} {_LAST[digest[1] % len(_LAST)]}"
+
+
+def client_rows(count: int) -> list[dict[str, Any]]:
+    """Rows for the ``clients`` table: the first ``count`` applicants of the data set."""
+    if not 1 <= count <= max_clients():
+        raise ValueError(f"--clients must be between 1 and {max_clients()}")
+    rows = []
+    for applicant in load_applicants(count):
+        profile = applicant.profile
+        rows.append(
+            {
+                "id": applicant.client_id,
+                "full_name": _name(applicant),
+                "monthly_income": profile.monthly_income,
+                "monthly_expenses": profile.monthly_expenses,
+                "monthly_debt_payments": profile.monthly_debt_payments,
+                "outstanding_debt": profile.outstanding_debt,
+                "assets": profile.assets,
+                "employment": profile.employment,
+                "seniority_years": profile.seniority_years,
+                "home": profile.home,
+                "purchase_price": profile.purchase_price,
+            }
+        )
+    return rows

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
 
     bureau_url: str | None = None
     bureau_api_key: SecretStr | None = None
+    bureau_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    bureau_retries: int = Field(default=1, ge=0, le=5)
+    bureau_stale_period_s: float = Field(default=86_400.0, ge=0)
+    bureau_breaker_failures: int = Field(default=5, ge=1)
+    bureau_breaker_reset_s: float = Field(default=30.0, ge=0)
     legacy_url: str | None = None
     legacy_api_token: SecretStr | None = None
     legacy_path: str = "/legacy/credit/evaluate"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from credit_assessment.seed import SMOKE_CLIENT_ID, client_id, synthetic_clients
+from credit_assessment.seed import SMOKE_CLIENT_ID, client_id, client_rows
 from credit_assessment.store.schema import sync_url
 from tests.conftest import REPO, TEST_JWT_SECRET, VENV_BIN, LiveServer, start_server
 
@@ -63,7 +63,7 @@ def test_logs_carry_no_token_and_no_client_name(live_server: LiveServer, token: 
     assert '"event":"request_completed"' in log
     assert token not in log
     assert TEST_JWT_SECRET not in log
-    smoke_client_name = next(synthetic_clients(1))["full_name"]
+    smoke_client_name = client_rows(1)[0]["full_name"]
     assert smoke_client_name not in log
 
 

@@ -45,6 +45,7 @@ from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyUnavailable
 from credit_assessment.routing.shadow import ShadowComparison
 from credit_assessment.settings import Settings, SettingsError
+from credit_assessment.sources.bureau import bureau_from_settings
 from credit_assessment.store.assessments import AssessmentWriter, WriterStopped
 from credit_assessment.store.clients import ClientDirectory
 from credit_assessment.store.database import Database
@@ -120,6 +121,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem_response(unavailable("The database is unavailable; retry shortly"), request)
 
 
+class BureauMetrics:
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def lookup_finished(self, outcome: str, duration_s: float) -> None:
+        self._m.bureau_requests.labels(outcome=outcome).inc()
+
+    def circuit_changed(self, is_open: bool) -> None:
+        self._m.bureau_circuit_open.set(1 if is_open else 0)
+
+
 class MetricEvents:
     """Counts what the assessor reports."""
 
@@ -186,11 +198,12 @@ async def _open_runtime(
         log.error("model_not_loaded", error=str(exc))
         decide = _refuse(model_error)
     routing = _routing(settings)
+    bureau = bureau_from_settings(settings, BureauMetrics(metrics))
     runtime = Runtime(
         database=database,
         directory=directory,
         writer=writer,
-        assessor=Assessor(directory, writer, decide, MetricEvents(metrics), routing),
+        assessor=Assessor(directory, writer, decide, MetricEvents(metrics), routing, bureau),
         expected_revision=head_revision(),
         model_error=model_error,
         lifecycle=lifecycle,
@@ -204,6 +217,7 @@ async def _open_runtime(
 
 async def _close_runtime(runtime: Runtime, close_database: bool) -> None:
     await runtime.writer.stop()
+    await runtime.assessor.bureau.aclose()
     routing = runtime.assessor.routing
     if routing is not None:
         await routing.flag.stop()

@@ -97,6 +97,18 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.bureau_requests = Counter(
+            "credit_assessment_bureau_requests",
+            "Credit bureau lookups by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.bureau_circuit_open = Gauge(
+            "credit_assessment_bureau_circuit_open",
+            "1 while the bureau circuit breaker is open.",
+            registry=reg,
+            multiprocess_mode="max",
+        )
         self.build_info = Gauge(
             "credit_assessment_build_info",
             "Build of the running service.",
@@ -122,6 +134,16 @@ class Metrics:
             self.legacy_requests.labels(outcome=outcome)
         for engine in ENGINES:
             self.decision_duration.labels(engine=engine)
+        for outcome in (
+            "ok",
+            "cached",
+            "not_found",
+            "timeout",
+            "error",
+            "circuit_open",
+            "disabled",
+        ):
+            self.bureau_requests.labels(outcome=outcome)
         self.build_info.labels(version=version).set(1)
         self.ready.set(0)
 

@@ -11,7 +11,7 @@ import pytest
 
 from credit_assessment.seed import SMOKE_CLIENT_ID, client_id
 from tests.conftest import TEST_JWT_SECRET
-from tests.integration.service.conftest import TransactionDatabase, count_rows
+from tests.integration.conftest import TransactionDatabase, count_rows
 
 STORY_BODY = {"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12}
 RESPONSE_FIELDS = {

@@ -12,7 +12,7 @@ from credit_assessment.api.app import create_app
 from credit_assessment.seed import SMOKE_CLIENT_ID, client_id
 from credit_assessment.store.schema import sync_url
 from tests.conftest import make_settings
-from tests.integration.service.conftest import running
+from tests.integration.conftest import running
 
 BODY = {"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12}
 

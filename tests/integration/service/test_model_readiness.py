@@ -10,7 +10,7 @@ from credit_assessment.api.app import create_app
 from credit_assessment.model.artifact import DEFAULT_PATH
 from credit_assessment.seed import SMOKE_CLIENT_ID
 from tests.conftest import make_settings
-from tests.integration.service.conftest import TransactionDatabase, count_rows, running
+from tests.integration.conftest import TransactionDatabase, count_rows, running
 
 
 @pytest.mark.parametrize(

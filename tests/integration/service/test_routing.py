@@ -20,7 +20,7 @@ import uvicorn
 from credit_assessment.api.app import create_app
 from credit_assessment.seed import client_id
 from tests.conftest import free_port, make_settings
-from tests.integration.service.conftest import TransactionDatabase, running
+from tests.integration.conftest import TransactionDatabase, running
 from tests.unit.routing.test_flags import flag_document
 
 

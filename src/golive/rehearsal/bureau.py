@@ -1,0 +1,312 @@
+"""A credit bureau emulator for rehearsals and tests, with switches for faults.
+
+    python -m golive.rehearsal.bureau --port 8090 --reports bureau.jsonl [--api-key-env NAME]
+
+The reports file is written by the service (``credit-assessment seed --bureau-file PATH``): JSON
+lines, or CSV with a header when the name ends in ``.csv``, with ``client_id``,
+``has_delinquency``, ``recent_inquiries`` and ``open_accounts``.
+
+HTTP interface:
+
+    GET  /v1/reports/{clientId}   200 {"clientId", "hasDelinquency", "recentInquiries",
+                                       "openAccounts", "reportedAt"}
+                                  404 no credit file for this client; 401 wrong or missing key
+                                  (the ``X-API-Key`` header, when --api-key-env is given)
+    GET  /health                  200 once serving
+    GET  /control                 the fault switches and request counters
+    POST /control                 set switches (loopback callers only), e.g.
+                                  {"latency_ms": 300, "failure_rate": 0.5, "mode": "error"}
+                                  {"reset": true} puts every switch back and zeroes the counters
+
+Switches: ``latency_ms`` delays every report; with ``mode`` other than ``ok``, a share
+``failure_rate`` (default 1) of report requests fail that way:
+
+    timeout   hold the request for ``hang_s`` (default 30 s), then 504
+    error     500 with a problem body
+    garbage   200 with a body that is not a valid report, a different kind each time
+              (not JSON, cut-off JSON, a list, wrong types, missing fields, another client)
+
+golive never imports the service, so this module reads a file rather than the service's data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hmac
+import ipaddress
+import itertools
+import json
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MODES = ("ok", "timeout", "error", "garbage")
+API_KEY_HEADER = "X-API-Key"
+MAX_LATENCY_MS = 120_000
+MAX_HANG_S = 300.0
+
+
+class ReportsFileError(ValueError):
+    """The reports file cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    has_delinquency: bool
+    recent_inquiries: int
+    open_accounts: int
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"not a count: {value!r}")
+    number = int(str(value))
+    if number < 0:
+        raise ValueError(f"negative count: {value!r}")
+    return number
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        return list(enumerate(csv.DictReader(text.splitlines()), start=2))
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append((number, json.loads(line)))
+            except ValueError as exc:
+                raise ReportsFileError(f"{path}:{number}: not JSON ({exc})") from exc
+    return out
+
+
+def load_reports(path: str | Path) -> dict[UUID, Facts]:
+    """Every client's facts from the file; a bad line is a ReportsFileError naming it."""
+    source = Path(path)
+    try:
+        records = _records(source)
+    except OSError as exc:
+        raise ReportsFileError(f"{source}: cannot read ({exc.strerror})") from exc
+    reports: dict[UUID, Facts] = {}
+    for number, record in records:
+        try:
+            reports[UUID(str(record["client_id"]))] = Facts(
+                has_delinquency=_boolean(record["has_delinquency"]),
+                recent_inquiries=_count(record["recent_inquiries"]),
+                open_accounts=_count(record["open_accounts"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReportsFileError(f"{source}:{number}: bad record ({exc!r})") from exc
+    return reports
+
+
+@dataclass(slots=True)
+class Faults:
+    latency_ms: int = 0
+    failure_rate: float = 1.0
+    mode: str = "ok"
+    hang_s: float = 30.0
+
+    def update(self, doc: dict[str, Any]) -> None:
+        """Apply a /control body: all or nothing, a bad value is a ValueError naming the field."""
+        known = {"latency_ms", "failure_rate", "mode", "hang_s"}
+        unknown = set(doc) - known
+        if unknown:
+            raise ValueError(f"unknown switch {sorted(unknown)[0]!r}")
+        latency = doc.get("latency_ms", self.latency_ms)
+        rate = doc.get("failure_rate", self.failure_rate)
+        mode = doc.get("mode", self.mode)
+        hang = doc.get("hang_s", self.hang_s)
+        if type(latency) is not int or not 0 <= latency <= MAX_LATENCY_MS:
+            raise ValueError(f"latency_ms must be an integer 0..{MAX_LATENCY_MS}")
+        if type(rate) not in (int, float) or not 0 <= rate <= 1:
+            raise ValueError("failure_rate must be a number 0..1")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if type(hang) not in (int, float) or not 0 <= hang <= MAX_HANG_S:
+            raise ValueError(f"hang_s must be a number 0..{MAX_HANG_S:g}")
+        self.latency_ms, self.failure_rate, self.mode, self.hang_s = latency, rate, mode, hang
+
+
+def _garbage_bodies(client_id: str) -> list[tuple[str, bytes]]:
+    other = "00000000-0000-4000-8000-000000000000"
+    good = {"clientId": client_id, "hasDelinquency": False, "recentInquiries": 1}
+    return [
+        ("text/html", b"<html><body>502 Bad Gateway</body></html>"),
+        ("application/json", b'{"clientId": "' + client_id.encode() + b'", "hasDeli'),
+        ("application/json", b"[]"),
+        (
+            "application/json",
+            json.dumps({**good, "hasDelinquency": "no", "openAccounts": "2"}).encode(),
+        ),
+        ("application/json", json.dumps(good).encode()),  # openAccounts missing
+        ("application/json", json.dumps({**good, "clientId": other, "openAccounts": 1}).encode()),
+    ]
+
+
+@dataclass(slots=True)
+class Emulator:
+    reports: dict[UUID, Facts]
+    api_key: str | None = field(default=None, repr=False)
+    faults: Faults = field(default_factory=Faults)
+    counts: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(default_factory=random.Random)
+    garbage_turn: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def report(self, request: Request) -> Response:
+        self.counts["requests"] += 1
+        if self.api_key is not None:
+            given = request.headers.get(API_KEY_HEADER, "")
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                return self._answer("unauthorized", _problem(401, "missing or wrong API key"))
+        faults = self.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        raw_id = request.path_params["client_id"]
+        if faults.mode != "ok" and self.rng.random() < faults.failure_rate:
+            return await self._fault(faults, raw_id)
+        try:
+            client_id = UUID(raw_id)
+        except ValueError:
+            return self._answer("bad_request", _problem(400, "clientId is not a UUID"))
+        facts = self.reports.get(client_id)
+        if facts is None:
+            return self._answer("not_found", _problem(404, "no credit file for this client"))
+        body = {
+            "clientId": str(client_id),
+            "hasDelinquency": facts.has_delinquency,
+            "recentInquiries": facts.recent_inquiries,
+            "openAccounts": facts.open_accounts,
+            "reportedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return self._answer("ok", JSONResponse(body))
+
+    async def _fault(self, faults: Faults, raw_id: str) -> Response:
+        if faults.mode == "timeout":
+            self.counts["timeout"] += 1
+            await asyncio.sleep(faults.hang_s)
+            return _problem(504, "held past the caller's patience")
+        if faults.mode == "error":
+            return self._answer("error", _problem(500, "internal error (emulated)"))
+        bodies = _garbage_bodies(raw_id)
+        media_type, content = bodies[next(self.garbage_turn) % len(bodies)]
+        return self._answer("garbage", Response(content, media_type=media_type))
+
+    def _answer(self, kind: str, response: Response) -> Response:
+        self.counts[kind] += 1
+        return response
+
+    async def control(self, request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
+        host = request.client.host if request.client else ""
+        if not _loopback(host):
+            return _problem(403, "switches can be set from loopback only")
+        try:
+            doc = await request.json()
+            if not isinstance(doc, dict):
+                raise ValueError("the body must be a JSON object")
+            if doc.pop("reset", False) is True:
+                self.faults = Faults()
+                self.counts.clear()
+            self.faults.update(doc)
+        except ValueError as exc:
+            return _problem(400, str(exc))
+        return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _problem(status: int, detail: str) -> Response:
+    return JSONResponse(
+        {"status": status, "detail": detail}, status, media_type="application/problem+json"
+    )
+
+
+async def _health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(emulator: Emulator) -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/v1/reports/{client_id}", emulator.report, methods=["GET"]),
+            Route("/control", emulator.control, methods=["GET", "POST"]),
+            Route("/health", _health, methods=["GET"]),
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m golive.rehearsal.bureau", description="Credit bureau emulator."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--reports", type=Path, required=True, help="JSON lines or .csv file")
+    parser.add_argument("--api-key-env", metavar="NAME", help="require the key in $NAME")
+    parser.add_argument("--seed", type=int, help="seed the failure draws (repeatable runs)")
+    args = parser.parse_args(argv)
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            print(f"error: ${args.api_key_env} is empty or unset", file=sys.stderr)
+            return 2
+    try:
+        reports = load_reports(args.reports)
+    except ReportsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    emulator = Emulator(reports, api_key, rng=random.Random(args.seed))
+    print(
+        json.dumps(
+            {"event": "bureau_emulator_starting", "port": args.port, "clients": len(reports)}
+        ),
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(emulator),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
