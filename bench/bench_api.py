@@ -80,9 +80,8 @@ def main() -> int:
             str(args.workers),
         ]
         ports = {name: free_port() for name in ("ours", "peer", "floor")}
-        servers = [
-            start(
-                "ours",
+        commands = {
+            "ours": (
                 [
                     str(BIN / "credit-assessment"),
                     "serve",
@@ -91,26 +90,18 @@ def main() -> int:
                     "--workers",
                     str(args.workers),
                 ],
-                env,
-                ports["ours"],
                 "/ready",
             ),
-            start(
-                "peer",
+            "peer": (
                 [*uvicorn, "--port", str(ports["peer"]), "--factory", "bench.peers:peer"],
-                env,
-                ports["peer"],
                 "/docs",
             ),
-            start(
-                "floor",
-                [*uvicorn, "--port", str(ports["floor"]), "bench.peers:floor"],
-                env,
-                ports["floor"],
-                "/",
-            ),
-        ]
+            "floor": ([*uvicorn, "--port", str(ports["floor"]), "bench.peers:floor"], "/"),
+        }
+        servers = []
         try:
+            for name, (argv, ready_path) in commands.items():
+                servers.append(start(name, argv, env, ports[name], ready_path))
             by_name = {s.name: s for s in servers}
             results: dict[str, list] = {name: [] for name in by_name}
             for server in servers:  # warm up

@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -43,12 +44,13 @@ class Server:
     url: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        """Stop the server and every worker it started (its whole process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def start(
@@ -56,18 +58,24 @@ def start(
 ) -> Server:
     log = (OUT / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        argv,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,  # its own process group, so stop() reaches its workers too
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            Server(name, process, url).stop()
             raise RuntimeError(f"{name} exited: see {OUT / (name + '.log')}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url + ready_path, timeout=1).status_code < 500:
                 return Server(name, process, url)
         time.sleep(0.2)
-    process.kill()
+    Server(name, process, url).stop()
     raise RuntimeError(f"{name} did not start")
 
 
