@@ -20,6 +20,7 @@ from uuid import UUID
 import structlog
 
 from credit_assessment.domain import Application, BureauReport, ClientProfile, Decision, assess
+from credit_assessment.faults import Faults
 from credit_assessment.routing import ENGINE_LEGACY, ENGINE_NEW
 from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyDecision, LegacyUnavailable
@@ -114,9 +115,13 @@ class AssessmentEvents(Protocol):
     def stored(self, record: AssessmentRecord) -> None: ...
     def shadow(self, comparison: ShadowComparison) -> None: ...
     def legacy(self, outcome: str) -> None: ...
+    def failed(self, engine: str) -> None: ...
 
 
 class QuietEvents:
+    def failed(self, engine: str) -> None:
+        return None
+
     def decided(self, engine: str, seconds: float) -> None:
         return None
 
@@ -153,6 +158,7 @@ class Assessor:
         events: AssessmentEvents | None = None,
         routing: Routing | None = None,
         bureau: BureauSource | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._directory = directory
         self._writer = writer
@@ -160,6 +166,7 @@ class Assessor:
         self._events: AssessmentEvents = events or QuietEvents()
         self.routing = routing
         self.bureau: BureauSource = bureau or NoBureau()
+        self.faults = faults or Faults()
 
     async def assess(
         self,
@@ -187,6 +194,7 @@ class Assessor:
                 self._events.legacy("ok")
             except LegacyUnavailable as exc:
                 self._events.legacy(exc.outcome)
+                self._events.failed(ENGINE_LEGACY)
                 if not self.routing.failover_to_new:
                     raise
                 failover = str(exc)
@@ -194,7 +202,14 @@ class Assessor:
                 record = self._legacy_record(application, profile, bureau, legacy, request_id)
         if record is None:
             started = time.perf_counter()
-            decision = self._decide(application, profile, bureau)
+            try:
+                await self.faults.before_decision()
+                decision = self.faults.after_decision(
+                    application, self._decide(application, profile, bureau)
+                )
+            except Exception:
+                self._events.failed(ENGINE_NEW)
+                raise
             self._events.decided(ENGINE_NEW, time.perf_counter() - started)
             record = _record(application, profile, bureau, decision, request_id, failover=failover)
         outcome = await self._writer.write(record, claim)
@@ -225,7 +240,9 @@ class Assessor:
         if self.routing.shadow:
             try:
                 started = time.perf_counter()
-                decision = self._decide(application, profile, bureau)
+                decision = self.faults.after_decision(
+                    application, self._decide(application, profile, bureau)
+                )
                 comparison = compare(
                     legacy, decision, time.perf_counter() - started, self.routing.score_tolerance
                 )

@@ -28,11 +28,17 @@ def _database_url(settings: Settings) -> Settings:
     return settings.model_copy(update={"database_url": SecretStr(url)})
 
 
-def _migrate(settings: Settings) -> str | None:
+def _migrate(settings: Settings, phase: str = "expand") -> str | None:
+    """Apply pending migrations of ``phase``. Serving only ever expands: contract migrations
+    run on their own, after the previous release is retired."""
     from credit_assessment.store import schema
 
     assert settings.database_url is not None
-    return schema.upgrade(settings.database_url.get_secret_value())
+    return schema.upgrade(
+        settings.database_url.get_secret_value(),
+        phase=phase,  # type: ignore[arg-type]
+        policy=schema.MigrationPolicy.from_env(),
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -51,15 +57,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _database_url(load_settings())
-    revision = _migrate(settings)
-    print(f"database at revision {revision}")
+    revision = _migrate(settings, args.phase)
+    print(f"database at revision {revision} ({args.phase} phase applied)")
     return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from credit_assessment.seed import client_rows
+    from credit_assessment.seed import client_rows, write_legacy_clients
     from credit_assessment.sources.bureau_export import write_reports
     from credit_assessment.store.clients import upsert_clients
     from credit_assessment.store.schema import sync_url
@@ -69,6 +75,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.legacy_file:
+        write_legacy_clients(args.legacy_file, args.clients)
+        print(f"wrote the legacy system's clients ({args.clients}) to {args.legacy_file}")
     if args.bureau_file:
         write_reports(args.bureau_file, args.clients)
         print(f"wrote the bureau's reports for {args.clients} clients to {args.bureau_file}")
@@ -121,12 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply pending migrations").set_defaults(func=cmd_db_upgrade)
+    upgrade = db_sub.add_parser("upgrade", help="apply pending migrations of one phase")
+    upgrade.add_argument(
+        "--phase",
+        choices=("expand", "contract"),
+        default="expand",
+        help="expand (default: safe while the previous release serves) or contract (only after "
+        "the previous release is retired)",
+    )
+    upgrade.set_defaults(func=cmd_db_upgrade)
 
     seed = sub.add_parser("seed", help="load deterministic client profiles")
     seed.add_argument("--clients", type=int, default=500, help="how many clients (default 500)")
     seed.add_argument(
         "--bureau-file", type=Path, help="also write the credit bureau emulator's reports here"
+    )
+    seed.add_argument(
+        "--legacy-file", type=Path, help="also write the legacy system emulator's clients here"
     )
     seed.set_defaults(func=cmd_seed)
 

@@ -7,7 +7,11 @@ made up deterministically; they exist so that tests can prove names never reach 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
+import os
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -56,3 +60,47 @@ def client_rows(count: int) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+LEGACY_COLUMNS = (
+    "client_id",
+    "monthly_income",
+    "monthly_debt_payments",
+    "has_delinquency",
+    "employment",
+    "seniority_years",
+)
+
+
+def write_legacy_clients(path: Path, count: int) -> int:
+    """The legacy system's own copy of the clients, for its emulator in rehearsals.
+
+    CSV with a header when ``path`` ends in ``.csv``, JSON lines otherwise; written atomically.
+    """
+    rows = []
+    for applicant in load_applicants(count):
+        profile = applicant.profile
+        rows.append(
+            {
+                "client_id": str(applicant.client_id),
+                "monthly_income": _text(profile.monthly_income),
+                "monthly_debt_payments": _text(profile.monthly_debt_payments),
+                "has_delinquency": "true" if applicant.bureau.has_delinquency else "false",
+                "employment": profile.employment or "",
+                "seniority_years": _text(profile.seniority_years),
+            }
+        )
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        if path.suffix == ".csv":
+            writer = csv.DictWriter(handle, fieldnames=LEGACY_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)

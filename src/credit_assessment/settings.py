@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     legacy_failover: bool = True
     flag_file: Path | None = Field(default=None, validation_alias="FLAGD_OFFLINE_FLAG_SOURCE_PATH")
     flag_poll_s: float = Field(default=0.25, gt=0, le=10)
+    rehearsal_faults: bool = False
     shadow_enabled: bool = True
     shadow_score_tolerance: int = Field(default=5, ge=0)
     redis_url: SecretStr | None = None
@@ -133,6 +134,8 @@ class Settings(BaseSettings):
             raise SettingsError("PRODUCT_MIN_TERM_MONTHS must not exceed PRODUCT_MAX_TERM_MONTHS")
         if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_url):
             raise SettingsError("JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY(_FILE) or JWT_JWKS_URL")
+        if self.rehearsal_faults and self.app_env in ("staging", "production"):
+            raise SettingsError(f"REHEARSAL_FAULTS cannot be enabled when APP_ENV={self.app_env}")
         if self.app_env in ("staging", "production"):
             if self.database_url is None:
                 raise SettingsError(f"DATABASE_URL(_FILE) is required when APP_ENV={self.app_env}")

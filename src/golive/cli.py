@@ -53,7 +53,200 @@ def _add_secrets(commands: Subcommands) -> None:
     check.set_defaults(handler=_secrets_check)
 
 
-COMMANDS: tuple[Callable[[Subcommands], None], ...] = (_add_secrets,)
+DEFAULT_PLAN = Path("deploy/golive/rehearsal.yaml")
+
+
+# --- go-live commands: each delegates to the module that owns the work --------------------
+
+
+def _check_plan(args: argparse.Namespace) -> None:
+    from golive import plan
+
+    loaded = plan.load(args.plan)
+    if not args.structure_only:
+        plan.check_runnable(loaded)
+    stages = len(loaded.traffic.stages)
+    print(f"{args.plan}: valid ({stages} traffic stages, target {loaded.target.kind})")
+
+
+def _runbook(args: argparse.Namespace) -> None:
+    from golive import plan
+    from golive.report import runbook
+
+    text = runbook.render(plan.load(args.plan), args.alerts)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"runbook written to {args.output}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from golive import runner
+
+    runner.run_plan(args.plan, resume=args.resume, plain=args.plain)
+
+
+def _rehearse(args: argparse.Namespace) -> None:
+    from golive.rehearsal import rehearse
+
+    rehearse.main(args.plan, keep=args.keep, plain=args.plain)
+
+
+def _up(args: argparse.Namespace) -> None:
+    from golive import plan
+    from golive.rehearsal import environment
+    from golive.report.progress import PlainObserver
+
+    target = environment.up(plan.load(args.plan), PlainObserver())
+    print(
+        f"up: the service is at {target.service_url()} (blue); `golive down {args.plan}` stops it"
+    )
+
+
+def _down(args: argparse.Namespace) -> None:
+    from golive import plan
+    from golive.rehearsal import environment
+
+    stopped = environment.down(plan.load(args.plan))
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _status(args: argparse.Namespace) -> None:
+    from golive import runner
+
+    print(runner.status(args.plan))
+
+
+def _switch(args: argparse.Namespace) -> None:
+    from golive import runner
+
+    print(runner.switch(args.plan, args.slot))
+
+
+def _rollback(args: argparse.Namespace) -> None:
+    from golive import runner
+
+    print(runner.rollback(args.plan, args.wait))
+
+
+def _pause(args: argparse.Namespace) -> None:
+    from golive import runner
+
+    print(runner.pause(args.plan, args.paused))
+
+
+def _smoke(args: argparse.Namespace) -> None:
+    from golive import smoke
+
+    smoke.main(args.url, args.token_env, args.bureau_url)
+
+
+def _plan_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    if optional:
+        parser.add_argument(
+            "--plan",
+            type=Path,
+            default=DEFAULT_PLAN,
+            help=f"the go-live plan (default: {DEFAULT_PLAN})",
+        )
+    else:
+        parser.add_argument("plan", type=Path, metavar="PLAN", help="the go-live plan (YAML)")
+
+
+def _add_plan(commands: Subcommands) -> None:
+    check = commands.add_parser("check", help="validate a plan (structure, then providers)")
+    _plan_argument(check)
+    check.add_argument(
+        "--structure-only", action="store_true", help="skip the check of the providers it names"
+    )
+    check.set_defaults(handler=_check_plan)
+
+
+def _add_runbook(commands: Subcommands) -> None:
+    runbook = commands.add_parser("runbook", help="render the runbook (Markdown) from a plan")
+    _plan_argument(runbook)
+    runbook.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    runbook.add_argument(
+        "--alerts",
+        type=Path,
+        default=Path("deploy/monitoring/prometheus/rules/alerts.rules.yml"),
+        help="Prometheus alert rules (one runbook section per alert)",
+    )
+    runbook.set_defaults(handler=_runbook)
+
+
+def _add_run(commands: Subcommands) -> None:
+    run = commands.add_parser("run", help="run the go-live plan (journaled, resumable)")
+    _plan_argument(run)
+    run.add_argument("--resume", action="store_true", help="continue the unfinished go-live")
+    run.add_argument("--plain", action="store_true", help="plain progress lines, no live panel")
+    run.set_defaults(handler=_run)
+
+
+def _add_rehearse(commands: Subcommands) -> None:
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="the whole go-live on this machine under background load (local target)",
+    )
+    rehearse.add_argument("plan", type=Path, nargs="?", default=DEFAULT_PLAN, metavar="PLAN")
+    rehearse.add_argument("--keep", action="store_true", help="leave green, router, database up")
+    rehearse.add_argument("--plain", action="store_true", help="plain progress lines")
+    rehearse.set_defaults(handler=_rehearse)
+
+
+def _add_environment(commands: Subcommands) -> None:
+    up = commands.add_parser(
+        "up", help="local target: database, seeded clients, blue behind HAProxy"
+    )
+    _plan_argument(up)
+    up.set_defaults(handler=_up)
+    down = commands.add_parser("down", help="local target: stop everything it started (by pid)")
+    _plan_argument(down)
+    down.set_defaults(handler=_down)
+
+
+def _add_control(commands: Subcommands) -> None:
+    status = commands.add_parser("status", help="where the go-live stands (journal and router)")
+    _plan_argument(status, optional=True)
+    status.set_defaults(handler=_status)
+    switch = commands.add_parser("switch", help="route the service to a slot (verified)")
+    switch.add_argument("slot", choices=("blue", "green"))
+    _plan_argument(switch, optional=True)
+    switch.set_defaults(handler=_switch)
+    rollback = commands.add_parser("rollback", help="roll the go-live back (service to blue)")
+    _plan_argument(rollback, optional=True)
+    rollback.add_argument(
+        "--wait", type=float, default=120, help="seconds to wait for a running go-live"
+    )
+    rollback.set_defaults(handler=_rollback)
+    for name, paused in (("pause", True), ("resume", False)):
+        parser = commands.add_parser(
+            name, help=f"{name} the running go-live at its next checkpoint"
+        )
+        _plan_argument(parser, optional=True)
+        parser.set_defaults(handler=_pause, paused=paused)
+
+
+def _add_smoke(commands: Subcommands) -> None:
+    smoke = commands.add_parser("smoke", help="run the smoke tests against a URL")
+    smoke.add_argument("url", metavar="URL")
+    smoke.add_argument("--token-env", default="API_TOKEN", help="variable holding the bearer token")
+    smoke.add_argument("--bureau-url", help="credit bureau URL to check (default: skipped)")
+    smoke.set_defaults(handler=_smoke)
+
+
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
+    _add_secrets,
+    _add_plan,
+    _add_runbook,
+    _add_run,
+    _add_rehearse,
+    _add_environment,
+    _add_control,
+    _add_smoke,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,12 +6,22 @@ chained (``raise ... from exc``); messages and hints never contain a secret valu
 
     GoLiveError                 exit 1   anything golive reports as a failure
     ├── UsageError              exit 2   a bad option or missing setting (VAULT_ADDR, a path)
+    │   └── PlanError                    the plan file is invalid (file:line: field.path: why)
     ├── ManifestError           exit 3   rendered manifests cannot be read or are inconsistent
     │   └── SecretWiringError            workloads mount Secret keys no ExternalSecret writes
     └── VaultError              exit 4   Vault could not answer the question
         ├── VaultUnreachableError        connection refused, DNS, TLS or timeout
         ├── VaultAuthError               the token is missing, expired or not allowed
         └── MissingSecretsError  exit 5  required keys are absent (or deleted) in Vault
+    ├── TargetError             exit 6   the target (slots, router, database) refused
+    │   └── TargetUnreachableError       preflight: nothing was changed
+    ├── GoLiveBusyError         exit 7   another go-live holds the lock, or one is unfinished
+    ├── StepFailed              exit 8   a step failed; the rollback procedure ran
+    │   └── RolledBack          exit 9   a gate breach or an operator asked for the rollback
+    ├── RollbackFailed          exit 10  an undo itself failed: the operator must act (see hint)
+    └── Interrupted             exit 130 SIGINT/SIGTERM: the step was undone, the run is resumable
+
+``StepFailed`` names the step and lists what was undone, in order.
 
 The CLI prints ``error: <message>`` and ``hint: <hint>`` and exits with ``exit_code``.
 """
@@ -95,3 +105,66 @@ class MissingSecretsError(VaultError):
             hint=hint
             or "write each one (vault kv put <mount>/<path> value=...), then run the check again",
         )
+
+
+class PlanError(UsageError):
+    """The plan file is invalid; every problem names the file, the line and the field path."""
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "invalid plan:\n  " + "\n  ".join(self.problems),
+            hint=hint or "fix the fields named above (docs/golive.md has the plan reference)",
+        )
+
+
+class TargetError(GoLiveError):
+    """The target could not do what was asked (start a slot, switch the router, ...)."""
+
+    exit_code = 6
+
+
+class TargetUnreachableError(TargetError):
+    """A preflight found the target unreachable; nothing was changed."""
+
+    default_hint = "nothing was changed; start the environment (`golive up PLAN`) and run again"
+
+
+class GoLiveBusyError(GoLiveError):
+    """Another go-live holds the lock, or an unfinished one must be resumed or rolled back."""
+
+    exit_code = 7
+
+
+class StepFailed(GoLiveError):
+    """A step failed and the rollback procedure ran; ``undone`` says what it undid."""
+
+    exit_code = 8
+
+    def __init__(
+        self, step: str, reason: str, undone: Sequence[str], *, hint: str | None = None
+    ) -> None:
+        self.step = step
+        self.reason = reason
+        self.undone = list(undone)
+        lines = [f"step {step!r} failed: {reason}", "rolled back:"]
+        lines += [f"  - {item}" for item in self.undone] or ["  - nothing needed undoing"]
+        super().__init__("\n".join(lines), hint=hint)
+
+
+class RolledBack(StepFailed):
+    """A gate breach, or an operator's `golive rollback`, rolled the go-live back."""
+
+    exit_code = 9
+
+
+class RollbackFailed(GoLiveError):
+    """An undo failed during the rollback: the system needs a human now."""
+
+    exit_code = 10
+
+
+class Interrupted(GoLiveError):
+    """SIGINT or SIGTERM arrived; the step in progress was undone and the run can resume."""
+
+    exit_code = 130

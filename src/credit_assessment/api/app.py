@@ -31,7 +31,7 @@ from credit_assessment.api.problems import (
     unavailable,
     validation_problem,
 )
-from credit_assessment.api.routes import build_router, readiness
+from credit_assessment.api.routes import build_fault_router, build_router, readiness
 from credit_assessment.api.runtime import Lifecycle, Runtime
 from credit_assessment.api.schemas import request_model
 from credit_assessment.assessor import (
@@ -41,6 +41,7 @@ from credit_assessment.assessor import (
     Routing,
     load_engine,
 )
+from credit_assessment.faults import InjectedFault
 from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyUnavailable
 from credit_assessment.routing.shadow import ShadowComparison
@@ -49,7 +50,7 @@ from credit_assessment.sources.bureau import bureau_from_settings
 from credit_assessment.store.assessments import AssessmentWriter, WriterStopped
 from credit_assessment.store.clients import ClientDirectory
 from credit_assessment.store.database import Database
-from credit_assessment.store.schema import head_revision
+from credit_assessment.store.schema import head_revision, migration_chain
 from credit_assessment.telemetry.metrics import Metrics
 
 log = structlog.get_logger()
@@ -153,6 +154,9 @@ class MetricEvents:
     def legacy(self, outcome: str) -> None:
         self._m.legacy_requests.labels(outcome=outcome).inc()
 
+    def failed(self, engine: str) -> None:
+        self._m.decision_errors.labels(engine=engine).inc()
+
 
 def _routing(settings: Settings) -> Routing | None:
     """The strangler when a legacy system is configured; without one the new engine decides."""
@@ -205,6 +209,7 @@ async def _open_runtime(
         writer=writer,
         assessor=Assessor(directory, writer, decide, MetricEvents(metrics), routing, bureau),
         expected_revision=head_revision(),
+        migration_chain=migration_chain(),
         model_error=model_error,
         lifecycle=lifecycle,
         flag=routing.flag if routing is not None else None,
@@ -268,6 +273,8 @@ def create_app(
     )
     _install_error_handlers(api)
     api.include_router(build_router(verifier, metrics, settings.page_size_max))
+    if settings.rehearsal_faults:
+        api.include_router(build_fault_router())
     base_openapi = api.openapi
 
     def openapi() -> dict[str, Any]:
@@ -383,6 +390,19 @@ class ServiceApp:
             )
         except ConnectionResetError:
             return
+        except InjectedFault as exc:
+            log.warning("assessment_failed", request_id=request_id, error=str(exc))
+            await send_problem(
+                send,
+                Problem(
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "The assessment failed; it was not stored",
+                ),
+                path,
+                request_id,
+            )
         except Exception:
             log.exception("assessment_failed", request_id=request_id)
             await send_problem(

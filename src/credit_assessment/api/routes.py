@@ -13,6 +13,7 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from credit_assessment.api.auth import Principal, TokenVerifier
 from credit_assessment.api.problems import Problem, not_found
@@ -20,6 +21,7 @@ from credit_assessment.api.runtime import Runtime
 from credit_assessment.api.schemas import AssessmentOut, AssessmentPage, assessment_json
 from credit_assessment.routing import FLAG_KEY
 from credit_assessment.store.assessments import get_assessment, list_for_client
+from credit_assessment.store.schema import compatible
 from credit_assessment.telemetry.metrics import Metrics
 
 READY_TIMEOUT_S = 2.0
@@ -59,8 +61,8 @@ async def readiness(runtime: Runtime, metrics: Metrics) -> tuple[bool, dict[str,
         checks["database"] = "ok"
         checks["schema"] = (
             "ok"
-            if revision == runtime.expected_revision
-            else f"at revision {revision}, expected {runtime.expected_revision}"
+            if compatible(revision, runtime.expected_revision, runtime.migration_chain)
+            else f"at revision {revision}, not compatible with {runtime.expected_revision}"
         )
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type is reported
         checks["database"] = f"unreachable ({type(exc).__name__})"
@@ -172,5 +174,41 @@ def build_router(verifier: TokenVerifier, metrics: Metrics, page_size_max: int) 
             encode_cursor(page[-1].created_at, page[-1].id) if len(records) > limit else None
         )
         return _json({"items": [assessment_json(r) for r in page], "nextCursor": next_cursor})
+
+    return router
+
+
+class FaultSwitches(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    errorRate: float = Field(default=0.0, ge=0, le=1)
+    delayMs: float = Field(default=0.0, ge=0, le=10_000)
+    flipTermOver: int | None = Field(default=None, ge=0)
+
+
+def build_fault_router() -> APIRouter:
+    """``/rehearsal/faults``: switch injected faults of the new engine (rehearsals only)."""
+    router = APIRouter(include_in_schema=False)
+
+    def loopback(request: Request) -> Runtime:
+        host = request.client.host if request.client else ""
+        if host not in ("127.0.0.1", "::1"):
+            raise Problem(403, "forbidden", "Forbidden", "Fault switches answer only on loopback")
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is None:
+            raise Problem(503, "unavailable", "Service unavailable", "The service is starting")
+        return runtime
+
+    @router.get("/rehearsal/faults")
+    async def get_faults(request: Request) -> Response:
+        return _json(loopback(request).assessor.faults.document())
+
+    @router.post("/rehearsal/faults")
+    async def set_faults(request: Request, switches: FaultSwitches) -> Response:
+        faults = loopback(request).assessor.faults
+        faults.error_rate = switches.errorRate
+        faults.delay_ms = switches.delayMs
+        faults.flip_term_over = switches.flipTermOver
+        return _json(faults.document())
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from credit_assessment.assessor import Assessor
@@ -10,6 +11,7 @@ from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.store.assessments import AssessmentWriter
 from credit_assessment.store.clients import ClientDirectory
 from credit_assessment.store.database import Database
+from credit_assessment.store.schema import Migration
 
 
 @dataclass
@@ -28,5 +30,6 @@ class Runtime:
     expected_revision: str
     model_error: str | None = None
     flag: TrafficFlag | None = None
+    migration_chain: Sequence[Migration] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     ready_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -4,7 +4,7 @@ the live schema; these mirror them for queries (a test checks the two agree)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = sa.MetaData()
 
@@ -59,6 +59,35 @@ assessments = sa.Table(
         name="ck_assessments_decision",
     ),
     sa.Index("ix_assessments_client_created", "client_id", "created_at", "id"),
+    sa.Index("ix_assessments_decision_created", "decision", "created_at"),  # 0004
+)
+
+# Columns added to ``assessments`` by migration 0003 (expand). They are a separate view of the
+# table until the service writes them: the writer COPYs every column of ``assessments`` and maps
+# each to a field of AssessmentRecord. ``reason_codes`` is filled by a trigger meanwhile (0003),
+# backfilled for older rows (0006) and NOT NULL after the contract migration 0007.
+assessment_insights = sa.Table(
+    "assessments",
+    sa.MetaData(),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("score_breakdown", JSONB),
+    sa.Column("decision_latency_ms", sa.BigInteger),
+    sa.Column("reason_codes", ARRAY(sa.Text), nullable=False),
+    sa.CheckConstraint(
+        "decision_latency_ms >= 0", name="ck_assessments_decision_latency_nonnegative"
+    ),
+)
+
+# The migration ledger (0002): written by the migration environment, read by golive.
+migration_history = sa.Table(
+    "migration_history",
+    metadata,
+    sa.Column("revision", sa.Text, primary_key=True),
+    sa.Column("phase", sa.Text, nullable=False),
+    sa.Column(
+        "applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("duration_ms", sa.BigInteger),
 )
 
 idempotency_keys = sa.Table(

@@ -84,6 +84,12 @@ class Metrics:
             ["outcome", "field"],
             registry=reg,
         )
+        self.decision_errors = Counter(
+            "credit_assessment_decision_errors",
+            "Requests whose deciding engine failed (the legacy system, or the new engine).",
+            ["engine"],
+            registry=reg,
+        )
         self.legacy_requests = Counter(
             "credit_assessment_legacy_requests",
             "Calls to the legacy system by outcome.",
@@ -134,6 +140,7 @@ class Metrics:
             self.legacy_requests.labels(outcome=outcome)
         for engine in ENGINES:
             self.decision_duration.labels(engine=engine)
+            self.decision_errors.labels(engine=engine)
         for outcome in (
             "ok",
             "cached",

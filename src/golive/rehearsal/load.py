@@ -179,6 +179,8 @@ class LiveCounts:
         self.failed = 0
         self.by_tag: Counter[str] = Counter()
         self.last_error: str | None = None
+        # (monotonic time answered, latency in seconds, ok): for windows of live figures.
+        self.samples: list[tuple[float, float, bool]] = []
 
     def add(self, outcome: Outcome) -> None:
         self.sent += 1
@@ -186,6 +188,16 @@ class LiveCounts:
             self.failed += 1
             self.last_error = outcome.error or f"HTTP {outcome.status}"
         self.by_tag[outcome.tag or "-"] += 1
+        self.samples.append((time.monotonic(), outcome.latency_s, outcome.ok))
+
+    def window(self, since: float) -> tuple[int, int, float]:
+        """(requests, failed, p99 ms) of the answers since a ``time.monotonic()`` instant."""
+        recent = [s for s in self.samples[-200_000:] if s[0] >= since]
+        if not recent:
+            return 0, 0, math.nan
+        latencies = sorted(s[1] for s in recent)
+        index = min(len(latencies) - 1, max(0, math.ceil(0.99 * len(latencies)) - 1))
+        return len(recent), sum(1 for s in recent if not s[2]), latencies[index] * 1000
 
 
 _ENGINE = re.compile(rb'"engine"\s*:\s*"([a-z_-]+)"')

@@ -156,7 +156,7 @@ def test_migration_job_runs_the_release_image_with_the_service_secrets(rendered)
     assert job["metadata"]["namespace"] == "credit-assessment"
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"] == ["credit-assessment", "db", "upgrade"]
+    assert container["command"] == ["credit-assessment", "db", "upgrade", "--phase", "expand"]
     green = one(rendered["production"], "Deployment", "credit-assessment-green")
     green_pod = green["spec"]["template"]["spec"]
     assert container["image"] == green_pod["containers"][0]["image"]

@@ -197,3 +197,31 @@ async def test_missing_flag_file_keeps_the_instance_unready(
         ready = await client.get("/ready")
     assert ready.status_code == 503
     assert "unreadable" in ready.json()["checks"]["flags"]
+
+
+async def test_rehearsal_faults_fail_slow_and_flip_the_new_path_and_are_counted(
+    tx_database: TransactionDatabase, tmp_path: Path, token: str, legacy: tuple[FakeLegacy, str]
+) -> None:
+    app, _ = routed_app(tmp_path, tx_database, legacy[1], 100, rehearsal_faults=True)
+    async with running(app) as client:
+        switched = await client.post("/rehearsal/faults", json={"errorRate": 1.0})
+        assert switched.status_code == 200
+        failed = await post(client, token, 5)
+        await client.post("/rehearsal/faults", json={"flipTermOver": 6})
+        flipped = await post(client, token, 5)
+        await client.post("/rehearsal/faults", json={})
+        normal = await post(client, token, 5)
+        metrics = (await client.get("/metrics")).text
+    assert failed.status_code == 500
+    assert 'credit_assessment_decision_errors_total{engine="new"} 1.0' in metrics
+    assert flipped.status_code == normal.status_code == 201
+    assert flipped.json()["decision"] != normal.json()["decision"]
+
+
+def test_rehearsal_faults_are_refused_in_production(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="REHEARSAL_FAULTS"):
+        make_settings(tmp_path, "postgresql://x/y", app_env="production", rehearsal_faults=True)
+
+
+async def test_fault_switches_do_not_exist_unless_enabled(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/rehearsal/faults", json={"errorRate": 1})).status_code == 404

@@ -25,7 +25,12 @@ def test_bad_plans_are_refused(plan: LoadPlan, says: str) -> None:
 
 
 def test_loopback_forms_are_accepted() -> None:
-    for url in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.9.9.9:1"):
+    for url in (
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "http://127.9.9.9:1",
+    ):
         LoadPlan(url, "/", 10, 1).validate()
 
 

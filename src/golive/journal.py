@@ -1,0 +1,316 @@
+"""The go-live journal: an append-only JSON-lines event log, and the state rebuilt from it.
+
+Journal, then act: a step is written as ``step_started`` before it runs and ``step_finished``
+(with its figures) or ``step_failed`` after; undo, pause and switch events likewise. Every
+append is flushed and fsynced, so a ``kill -9`` loses at most the line being written — and a
+torn last line is ignored on reading. ``RunState`` is a pure fold over the events: where a
+go-live stands, what completed, what was undone, how many times the router switched.
+
+The run directory is ``<state_dir>/runs/<run-id>/`` (``journal.jsonl``, ``report.md``); the
+file ``<state_dir>/runs/latest`` names the newest run. ``RunLock`` (``fcntl.flock`` on
+``<state_dir>/golive.lock``) keeps one go-live at a time; the kernel releases it when the
+holder dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from golive.errors import GoLiveBusyError
+
+FINAL_OUTCOMES = ("succeeded", "rolled_back", "rollback_failed", "abandoned")
+
+# Event names (one per thing that happened).
+RUN_STARTED = "run_started"
+RUN_RESUMED = "run_resumed"
+RUN_FINISHED = "run_finished"
+RUN_INTERRUPTED = "run_interrupted"
+STEP_STARTED = "step_started"
+STEP_FINISHED = "step_finished"
+STEP_FAILED = "step_failed"
+UNDO_STARTED = "undo_started"
+UNDO_FINISHED = "undo_finished"
+UNDO_FAILED = "undo_failed"
+ROUTER_SWITCHED = "router_switched"
+PAUSED = "paused"
+RESUMED = "resumed"
+GATE_EVALUATED = "gate_evaluated"
+BACKGROUND_LOAD = "background_load"
+NOTE = "note"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Journal:
+    """One run's event log. ``append`` returns only after the line is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = {"ts": now_iso(), "event": event, **fields}
+        line = json.dumps(record, default=str, sort_keys=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return record
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        events = []
+        for raw in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash mid-write
+            if isinstance(record, dict) and "event" in record:
+                events.append(record)
+        return events
+
+    def state(self) -> RunState:
+        return RunState.fold(self.events())
+
+
+@dataclass
+class StepRecord:
+    name: str
+    started: str
+    finished: str | None = None
+    outcome: str = "running"  # running | succeeded | failed | interrupted
+    figures: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    attempts: int = 1
+
+
+@dataclass
+class RunState:
+    """Where a go-live stands, rebuilt from its events alone."""
+
+    run_id: str | None = None
+    plan: str | None = None
+    release: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    outcome: str = "not_started"  # not_started | running | interrupted | FINAL_OUTCOMES
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    undone: list[str] = field(default_factory=list)
+    undo_failures: list[str] = field(default_factory=list)
+    switches: list[dict[str, Any]] = field(default_factory=list)
+    paused: bool = False
+    failure: str | None = None
+
+    @classmethod
+    def fold(cls, events: Iterable[dict[str, Any]]) -> RunState:
+        state = cls()
+        for event in events:
+            state._apply(event)
+        return state
+
+    def _apply(self, e: dict[str, Any]) -> None:
+        kind = e["event"]
+        if kind == RUN_STARTED:
+            self.run_id, self.plan, self.release = e.get("run_id"), e.get("plan"), e.get("release")
+            self.started, self.outcome = e["ts"], "running"
+        elif kind == RUN_RESUMED:
+            self.outcome = "running"
+        elif kind == STEP_STARTED:
+            self._step_started(e)
+        elif kind in (STEP_FINISHED, STEP_FAILED):
+            self._step_ended(e)
+        elif kind == UNDO_FINISHED:
+            self.undone.append(e["step"])
+        elif kind == UNDO_FAILED:
+            self.undo_failures.append(f"{e['step']}: {e.get('error')}")
+        elif kind == ROUTER_SWITCHED:
+            self.switches.append(e)
+        elif kind in (PAUSED, RESUMED):
+            self.paused = kind == PAUSED
+        elif kind == RUN_INTERRUPTED:
+            self.outcome = "interrupted"
+        elif kind == RUN_FINISHED:
+            self.outcome, self.finished = e["outcome"], e["ts"]
+
+    def _step_started(self, e: dict[str, Any]) -> None:
+        name = e["step"]
+        previous = self.steps.get(name)
+        record = StepRecord(name, e["ts"], attempts=previous.attempts + 1 if previous else 1)
+        if previous is not None:
+            record.started = previous.started  # a dwell is measured from the first start
+        self.steps[name] = record
+        if name not in self.order:
+            self.order.append(name)
+
+    def _step_ended(self, e: dict[str, Any]) -> None:
+        record = self.steps.setdefault(e["step"], StepRecord(e["step"], e["ts"]))
+        record.finished = e["ts"]
+        failed = e["event"] == STEP_FAILED
+        record.outcome = e.get("outcome", "failed") if failed else "succeeded"
+        record.figures = e.get("figures", {})
+        record.error = e.get("error")
+        if failed and record.outcome == "failed":
+            self.failure = f"{e['step']}: {e.get('error')}"
+
+    @property
+    def completed(self) -> list[str]:
+        """Steps that succeeded and were not undone since, in the order they ran."""
+        return [
+            n for n in self.order if self.steps[n].outcome == "succeeded" and n not in self.undone
+        ]
+
+    @property
+    def current(self) -> str | None:
+        for name in reversed(self.order):
+            if self.steps[name].outcome in ("running", "interrupted"):
+                return name
+        return None
+
+    @property
+    def final(self) -> bool:
+        return self.outcome in FINAL_OUTCOMES
+
+    def figures(self, step: str) -> dict[str, Any]:
+        record = self.steps.get(step)
+        return record.figures if record else {}
+
+
+# --- runs on disk -----------------------------------------------------------------------------
+
+
+def runs_dir(state_dir: Path) -> Path:
+    return state_dir / "runs"
+
+
+def new_run_id(release: str) -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{release}-{secrets.token_hex(2)}"
+
+
+def open_run(state_dir: Path, run_id: str) -> Journal:
+    journal = Journal(runs_dir(state_dir) / run_id / "journal.jsonl")
+    journal.run_dir.mkdir(parents=True, exist_ok=True)
+    latest = runs_dir(state_dir) / "latest"
+    tmp = latest.with_suffix(".tmp")
+    tmp.write_text(run_id + "\n", encoding="utf-8")
+    tmp.replace(latest)
+    return journal
+
+
+def latest_run(state_dir: Path) -> Journal | None:
+    latest = runs_dir(state_dir) / "latest"
+    if not latest.exists():
+        return None
+    run_id = latest.read_text(encoding="utf-8").strip()
+    journal = Journal(runs_dir(state_dir) / run_id / "journal.jsonl")
+    return journal if journal.path.exists() else None
+
+
+class RunLock:
+    """One go-live at a time: an exclusive ``flock`` the kernel drops when the holder dies."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "golive.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            holder = self.holder()
+            raise GoLiveBusyError(
+                f"another golive command holds {self.path} (pid {holder or 'unknown'})",
+                hint="wait for it, or steer it with `golive pause|resume|rollback`",
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def held_elsewhere(self) -> bool:
+        if not self.path.exists():
+            return False
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def holder(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int(self.path.read_text(encoding="utf-8").strip())
+        return None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def locked(state_dir: Path) -> Iterator[RunLock]:
+    with RunLock(state_dir) as lock:
+        yield lock
+
+
+# --- operator control (pause, resume, rollback) ----------------------------------------------
+
+
+class Control:
+    """Requests from the operator to a running go-live: a small JSON file the runner polls."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "control.json"
+
+    def read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {"pause": False, "rollback": False}
+        return {"pause": bool(data.get("pause")), "rollback": bool(data.get("rollback"))}
+
+    def write(self, **changes: bool) -> dict[str, Any]:
+        data = {**self.read(), **changes, "updated": now_iso()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+        return self.read()
+
+    def reset(self) -> None:
+        self.write(pause=False, rollback=False)

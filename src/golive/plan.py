@@ -1,0 +1,337 @@
+"""The go-live plan: one YAML file that both `golive run` executes and `golive runbook` renders.
+
+Loading is strict: every mapping forbids unknown keys, and every problem is reported as
+``FILE:LINE: field.path: reason`` (the line comes from the YAML node of the field, or of its
+parent when the field is missing). Structural rules live in the models (weights strictly
+increasing, ending at 100, the two slots on distinct ports, ...). Whether the providers a plan
+names exist in this build (target, traffic flag) is a second check, ``check_runnable``: a
+runbook renders from any well-formed plan, a run needs the providers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from golive.errors import PlanError
+
+SlotName = Literal["blue", "green"]
+SLOT_NAMES: tuple[SlotName, SlotName] = ("blue", "green")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Release(_Strict):
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    image: Annotated[str, Field(min_length=1)]
+    previous_version: str | None = None
+
+
+class Router(_Strict):
+    """The local stand-in for the Kubernetes Service: HAProxy on a loopback port."""
+
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    check_interval_ms: Annotated[int, Field(ge=100, le=10_000)] = 1000
+
+
+class Target(_Strict):
+    kind: Literal["local", "kubernetes"]
+    state_dir: Path = Path(".data/golive")
+    router: Router = Router()
+    namespace: str = "credit-assessment"
+    service: str = "credit-assessment"
+    # Reached by the smoke test of the router (the production Service's address).
+    public_url: str | None = None
+
+
+class Database(_Strict):
+    url_env: str = "DATABASE_URL"
+    # The embedded PostgreSQL (local target) when the variable named by url_env is unset.
+    embedded_dir: Path | None = None
+    name: str = "credit_assessment"
+    backup_dir: Path = Path(".data/golive/backups")
+    # Headroom asked of the backup disk, as a multiple of the database size.
+    backup_headroom: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+
+
+class Secrets(_Strict):
+    required: list[str] = Field(default_factory=lambda: ["JWT_SECRET"])
+
+
+class Slot(_Strict):
+    port: Annotated[int, Field(ge=1024, le=65535)]
+    workers: Annotated[int, Field(ge=1, le=16)] = 2
+    version: Annotated[str, Field(min_length=1)]
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class Slots(_Strict):
+    blue: Slot
+    green: Slot
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Slots:
+        if self.blue.port == self.green.port:
+            raise ValueError("blue and green must listen on different ports")
+        return self
+
+    def of(self, name: SlotName) -> Slot:
+        return self.blue if name == "blue" else self.green
+
+
+class Deploy(_Strict):
+    ready_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60
+    drain_s: Annotated[float, Field(ge=0, le=300)] = 2
+
+
+class Smoke(_Strict):
+    client_id: str = "123e4567-e89b-12d3-a456-426614174000"
+    loan_amount: Annotated[float, Field(gt=0)] = 50000
+    loan_term: Annotated[int, Field(gt=0)] = 12
+    # The credit bureau the service calls; the smoke test checks it answers. None: skipped.
+    bureau_url: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
+
+
+class Slo(_Strict):
+    p99_ms: Annotated[float, Field(gt=0)]
+    max_error_ratio: Annotated[float, Field(ge=0, le=1)]
+
+
+class Performance(_Strict):
+    rate_per_s: Annotated[float, Field(gt=0, le=5000)]
+    duration_s: Annotated[float, Field(gt=0, le=3600)]
+    slo: Slo
+
+
+class Gates(_Strict):
+    """Thresholds judged on live figures while traffic dwells on the new release."""
+
+    max_error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.001
+    max_p99_ms: Annotated[float, Field(gt=0)] = 500
+    # No verdict on fewer requests than this (a quiet minute proves nothing).
+    min_requests: Annotated[int, Field(ge=0)] = 50
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 5
+
+
+class Stage(_Strict):
+    weight: Annotated[int, Field(gt=0, le=100)]
+    dwell_s: Annotated[float, Field(ge=0)]
+    deadline_s: Annotated[float, Field(gt=0)] | None = None
+    gates: Gates | None = None
+
+    @model_validator(mode="after")
+    def _deadline_after_dwell(self) -> Stage:
+        if self.deadline_s is not None and self.deadline_s < self.dwell_s:
+            raise ValueError("deadline_s must not be shorter than dwell_s")
+        return self
+
+
+class Traffic(_Strict):
+    """The legacy-to-new split (a feature flag), raised stage by stage."""
+
+    flag_provider: str | None = None
+    flag_key: str = "new-credit-assessment-enabled"
+    stages: list[Stage] = Field(default_factory=list)
+
+    @field_validator("stages")
+    @classmethod
+    def _ordered(cls, stages: list[Stage]) -> list[Stage]:
+        for index in range(1, len(stages)):
+            if stages[index].weight <= stages[index - 1].weight:
+                raise ValueError(
+                    f"weights must increase strictly: stage {index} has {stages[index].weight} "
+                    f"after {stages[index - 1].weight}"
+                )
+        if stages and stages[-1].weight != 100:
+            raise ValueError(f"the last stage must reach 100, not {stages[-1].weight}")
+        return stages
+
+    @model_validator(mode="after")
+    def _provider_named(self) -> Traffic:
+        if self.stages and not self.flag_provider:
+            raise ValueError("traffic stages need a flag_provider")
+        return self
+
+
+class Hold(_Strict):
+    # Post-deployment monitoring once traffic is on green (the story: 2 hours).
+    post_switch_s: Annotated[float, Field(ge=0)] = 7200
+    # Blue kept as the rollback after the hold, before it is retired.
+    keep_blue_s: Annotated[float, Field(ge=0)] = 0
+
+
+class Contact(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    role: Annotated[str, Field(min_length=1)]
+    reach: Annotated[str, Field(min_length=1)]
+
+
+class MaintenanceWindow(_Strict):
+    start: datetime
+    end: datetime
+    timezone: str = "Africa/Lusaka"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Rehearsal(_Strict):
+    """``golive rehearse`` only: the stand-in data and the background load through the router."""
+
+    clients: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    background_rate_per_s: Annotated[float, Field(gt=0, le=2000)] = 250
+
+
+class Monitoring(_Strict):
+    prometheus_url: str | None = None
+    grafana_url: str | None = None
+
+
+class Plan(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    release: Release
+    target: Target
+    database: Database = Database()
+    secrets: Secrets = Secrets()
+    slots: Slots
+    deploy: Deploy = Deploy()
+    smoke: Smoke = Smoke()
+    performance: Performance
+    gates: Gates = Gates()
+    traffic: Traffic = Traffic()
+    hold: Hold = Hold()
+    rollback_drill: bool = False
+    escalation: Annotated[list[Contact], Field(min_length=1)]
+    maintenance_window: MaintenanceWindow
+    monitoring: Monitoring = Monitoring()
+    rehearsal: Rehearsal = Rehearsal()
+    _source: Path = PrivateAttr(default=Path("<plan>"))
+
+    @property
+    def source(self) -> Path:
+        """Where the plan was read from."""
+        return self._source
+
+    @model_validator(mode="after")
+    def _green_is_the_release(self) -> Plan:
+        if self.slots.green.version != self.release.version:
+            raise ValueError(
+                f"slots.green.version ({self.slots.green.version}) must be the release version "
+                f"({self.release.version})"
+            )
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        return self.target.state_dir
+
+    def gates_for(self, stage: Stage | None) -> Gates:
+        return stage.gates if stage is not None and stage.gates is not None else self.gates
+
+
+# --- loading with line numbers ----------------------------------------------------------------
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the node at ``loc`` (or of the deepest ancestor that exists)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == key), None)
+            if found is None:
+                return line
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if key >= len(node.value):
+                return line
+            node = node.value[key]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for key in loc:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text or "(top level)"
+
+
+def _problems(source: str, root: yaml.Node | None, exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not part of the plan format)"
+        problems.append(f"{source}:{_line_of(root, loc)}: {_path(loc)}: {message}")
+    return problems
+
+
+def parse(text: str, source: str = "<plan>") -> Plan:
+    """Validate plan text; PlanError names the file, the line and the field of every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise PlanError([f"{source}:{line}: not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise PlanError([f"{source}:1: (top level): the plan must be a mapping"])
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_problems(source, root, exc)) from exc
+    plan._source = Path(source)
+    return plan
+
+
+def load(path: Path | str) -> Plan:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError([f"{path}: cannot be read: {exc.strerror}"]) from exc
+    return parse(text, str(path))
+
+
+def check_runnable(plan: Plan) -> None:
+    """Fail loudly when the plan names a provider this build does not have."""
+    from golive import targets, traffic
+
+    problems = []
+    root = yaml.compose(plan.source.read_text(encoding="utf-8")) if plan.source.exists() else None
+    if plan.target.kind not in targets.registered():
+        problems.append(
+            f"{plan.source}:{_line_of(root, ('target', 'kind'))}: target.kind: no target provider "
+            f"{plan.target.kind!r} is registered (registered: {', '.join(targets.registered())})"
+        )
+    provider = plan.traffic.flag_provider
+    if provider is not None and provider not in traffic.registered():
+        available = ", ".join(traffic.registered()) or "none yet"
+        problems.append(
+            f"{plan.source}:{_line_of(root, ('traffic', 'flag_provider'))}: traffic.flag_provider: "
+            f"no traffic flag provider {provider!r} is registered (registered: {available})"
+        )
+    if problems:
+        raise PlanError(problems, hint="this build cannot run the plan; it can render its runbook")

@@ -1,0 +1,244 @@
+"""The go-live report (first version): Markdown rendered from a run's journal alone.
+
+Written at the end of every run — succeeded, rolled back or interrupted — as
+``<run dir>/report.md``: outcome, timeline of steps with durations, every router switch,
+zero-downtime figures (requests sent and failed during the run and around each switch, by
+slot and engine, when a background load ran), smoke and performance results, the gate
+verdicts, the backup, and what was rolled back. A later issue extends it into the full go-live
+report and review pack.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from golive import journal as j
+from golive.journal import Journal, RunState
+from golive.plan import Plan
+
+OUTCOME_TEXT = {
+    "succeeded": "**Succeeded** — the release serves all traffic",
+    "rolled_back": "**Rolled back** — the service is back on blue",
+    "rollback_failed": "**Rollback incomplete** — an undo failed; see below and act now",
+    "interrupted": "**Interrupted** — resumable with `golive run PLAN --resume`",
+    "running": "**In progress** (or the process died: resume with `--resume`)",
+    "abandoned": "**Abandoned** — a new rehearsal replaced its environment",
+}
+
+
+def _ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    a, b = _ts(start), _ts(end)
+    if a is None or b is None:
+        return "—"
+    seconds = (b - a).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _clock(text: str | None) -> str:
+    stamp = _ts(text)
+    return stamp.strftime("%H:%M:%S") if stamp else "—"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _timeline(state: RunState, events: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Timeline", "", "| # | step | started | duration | outcome | summary |"]
+    lines.append("|---|---|---|---|---|---|")
+    summaries = {e["step"]: e.get("summary", "") for e in events if e["event"] == j.STEP_FINISHED}
+    for index, name in enumerate(state.order, 1):
+        record = state.steps[name]
+        outcome = record.outcome + (" (undone)" if name in state.undone else "")
+        if record.attempts > 1:
+            outcome += f", {record.attempts} attempts"
+        summary = summaries.get(name) or record.error or ""
+        lines.append(
+            f"| {index} | `{name}` | {_clock(record.started)} | "
+            f"{_duration(record.started, record.finished)} | {outcome} | {_cell(summary)} |"
+        )
+    return [*lines, ""]
+
+
+def _switches(state: RunState) -> list[str]:
+    lines = ["## Router switches", ""]
+    if not state.switches:
+        return [*lines, "The router was not switched in this run.", ""]
+    lines += [
+        "| time | by step | from | to | runtime-API command | applied in |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in state.switches:
+        lines.append(
+            f"| {_clock(e['ts'])} | `{e.get('step')}` | {e.get('before')} | **{e.get('to')}** | "
+            f"`{_cell(e.get('command'))}` | {e.get('elapsed_ms')} ms |"
+        )
+    return [*lines, ""]
+
+
+def _load(events: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Zero downtime", ""]
+    found = [e for e in events if e["event"] == j.BACKGROUND_LOAD]
+    if not found:
+        return [
+            *lines,
+            "No background load ran in this run (it runs in `golive rehearse`); the gate "
+            "figures below are green's own request metrics.",
+            "",
+        ]
+    load = found[-1]["figures"]
+    verdict = (
+        "**0 failed requests**" if load["failed"] == 0 else f"**{load['failed']} FAILED requests**"
+    )
+    lines += [
+        f"Background load through the router: {load['requests']} requests at "
+        f"{load['rate_per_s']:g} req/s over {load['elapsed_s']:.0f} s — {verdict}; "
+        f"p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms.",
+        "",
+        "| answered by (slot/engine) | requests | failed |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {tag} | {v['requests']} | {v['failed']} |" for tag, v in load["by_tag"].items()]
+    if load.get("switch_windows"):
+        lines += [
+            "",
+            "Around each switch (from 1 s before to 5 s after the runtime-API command):",
+            "",
+            "| switch | to | requests | failed | answered by |",
+            "|---|---|---|---|---|",
+        ]
+        for index, w in enumerate(load["switch_windows"], 1):
+            lines.append(
+                f"| {index} ({_clock(w['ts'])}) | {w['to']} | {w['requests']} | {w['failed']} | "
+                f"{_cell(w['by_slot'])} |"
+            )
+    return [*lines, ""]
+
+
+def _smoke(state: RunState) -> list[str]:
+    lines = ["## Smoke tests", ""]
+    runs = [("green, directly", state.figures("smoke-green"))]
+    runs.append(
+        ("the service, through the router", state.figures("verify-switch").get("smoke", {}))
+    )
+    any_run = False
+    for label, figures in runs:
+        if not figures.get("checks"):
+            continue
+        any_run = True
+        lines += [f"Against {label} ({figures.get('url')}):", "", "| check | result | detail |"]
+        lines.append("|---|---|---|")
+        lines += [
+            f"| {c['name']} | {c['status']} | {_cell(c['detail'])} |" for c in figures["checks"]
+        ]
+        lines.append("")
+    return lines if any_run else [*lines, "Not reached in this run.", ""]
+
+
+def _performance(state: RunState, plan: Plan) -> list[str]:
+    lines = ["## Performance of green (before the switch)", ""]
+    f = state.figures("performance-green")
+    if not f:
+        failure = state.steps.get("performance-green")
+        return [
+            *lines,
+            failure.error if failure and failure.error else "Not reached in this run.",
+            "",
+        ]
+    slo = plan.performance.slo
+    lines += [
+        "| figure | measured | SLO |",
+        "|---|---|---|",
+        f"| requests | {f['requests']} at {f['rps']} req/s | {plan.performance.rate_per_s:g} req/s "
+        f"for {plan.performance.duration_s:g} s |",
+        f"| p50 | {f['p50_ms']} ms | — |",
+        f"| p99 | {f['p99_ms']} ms | ≤ {slo.p99_ms:g} ms |",
+        f"| error ratio | {f['error_ratio']:.4%} ({f['failed']} failed) "
+        f"| ≤ {slo.max_error_ratio:.2%} |",
+    ]
+    return [*lines, ""]
+
+
+def _gates(events: list[dict[str, Any]]) -> list[str]:
+    evaluated = [e for e in events if e["event"] == j.GATE_EVALUATED]
+    lines = ["## Gates", ""]
+    if not evaluated:
+        return [*lines, "No gate was evaluated in this run.", ""]
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for e in evaluated:
+        by_step.setdefault(e["step"], []).append(e)
+    lines += ["| during | evaluations | verdicts | last figures |", "|---|---|---|---|"]
+    for step, items in by_step.items():
+        verdicts: dict[str, int] = {}
+        for e in items:
+            verdicts[e["verdict"]] = verdicts.get(e["verdict"], 0) + 1
+        last = items[-1]["figures"]
+        shown = ", ".join(f"{k} {v}" for k, v in last.items() if k != "verdict")
+        lines.append(f"| `{step}` | {len(items)} | {verdicts} | {_cell(shown)} |")
+    breaches = [e for e in evaluated if e["verdict"] == "failed"]
+    lines += ["", *(f"- breach: {'; '.join(e['reasons'])}" for e in breaches)]
+    return [*lines, ""]
+
+
+def _rollback(state: RunState, events: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Rollback", ""]
+    undo = [e for e in events if e["event"] in (j.UNDO_FINISHED, j.UNDO_FAILED)]
+    if not undo:
+        return [*lines, "Nothing was rolled back.", ""]
+    if state.failure:
+        lines += [f"Failed step: `{state.failure}`", ""]
+    for e in undo:
+        if e["event"] == j.UNDO_FAILED:
+            lines.append(f"- `{e['step']}`: **undo FAILED** — {e.get('error')}")
+        elif e.get("what"):
+            lines.append(f"- `{e['step']}`: {e['what']}")
+    lines.append(
+        "- the other steps had nothing to undo (the backup is kept; the schema is expand-only)"
+    )
+    return [*lines, ""]
+
+
+def render(journal: Journal, plan: Plan) -> str:
+    events = journal.events()
+    state = RunState.fold(events)
+    backup = state.figures("backup")
+    lines = [
+        f"# Go-live report — credit assessment {plan.release.version}",
+        "",
+        f"- Run: `{state.run_id}` — plan `{state.plan}` ({plan.target.kind} target)",
+        f"- Outcome: {OUTCOME_TEXT.get(state.outcome, state.outcome)}",
+        f"- Started {state.started or '—'}, finished {state.finished or '—'} "
+        f"({_duration(state.started, state.finished)})",
+        f"- Release: {plan.release.image} (green {plan.slots.green.version}, "
+        f"blue {plan.slots.blue.version})",
+        f"- Router switches: {len(state.switches)} "
+        f"({', '.join(str(s.get('to')) for s in state.switches) or 'none'})",
+    ]
+    if backup:
+        lines.append(
+            f"- Backup: `{backup['path']}` — {backup['bytes']} bytes, sha256 `{backup['sha256']}`"
+        )
+    if state.failure:
+        lines.append(f"- Failure: {state.failure}")
+    lines.append("")
+    lines += _timeline(state, events)
+    lines += _switches(state)
+    lines += _load(events)
+    lines += _smoke(state)
+    lines += _performance(state, plan)
+    lines += _gates(events)
+    lines += _rollback(state, events)
+    lines += [f"_Rendered from `{journal.path}`._", ""]
+    return "\n".join(lines)
+
+
+def write_report(journal: Journal, plan: Plan) -> Path:
+    path = journal.run_dir / "report.md"
+    path.write_text(render(journal, plan), encoding="utf-8")
+    return path

@@ -1,0 +1,487 @@
+"""The runner: executes a plan's steps, journals every one, resumes, and rolls back.
+
+Journal, then act: ``step_started`` is on disk before a step runs, ``step_finished`` (with its
+figures) after. The state is rebuilt from the journal alone, so ``--resume`` after a crash or
+``kill -9`` skips every completed step and runs the interrupted one again — steps are
+idempotent (a switch that finds the router already on green does nothing and journals no
+switch). One go-live at a time (``RunLock``).
+
+On failure the rollback procedure runs by itself: the failing step's ``undo``, then the
+completed steps' in reverse order (router back to blue, flag back, green stopped); every undo
+is journaled, and the error names the failed step and lists what was undone. On SIGINT or
+SIGTERM the step in progress is undone and the run left resumable; signals are masked while
+undoing, so the router is never left half-switched. The report is written at the end of every
+run, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from golive import journal as j
+from golive.errors import (
+    GoLiveBusyError,
+    GoLiveError,
+    Interrupted,
+    RollbackFailed,
+    RolledBack,
+    StepFailed,
+    TargetUnreachableError,
+    UsageError,
+)
+from golive.journal import Control, Journal, RunLock
+from golive.plan import SLOT_NAMES, Plan
+from golive.rehearsal.load import LiveCounts
+from golive.steps import (
+    Clock,
+    Observer,
+    QuietObserver,
+    RollbackRequested,
+    Step,
+    StepContext,
+    build_steps,
+)
+from golive.targets import Target
+
+
+class _SignalGuard:
+    """SIGINT/SIGTERM become ``Interrupted`` in the main thread, except while masked."""
+
+    def __init__(self) -> None:
+        self.masked = False
+        self.pending: int | None = None
+
+    def handler(self, signum: int, _: FrameType | None) -> None:
+        if self.masked:
+            self.pending = signum
+            return
+        raise Interrupted(f"{signal.Signals(signum).name} received")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_SignalGuard]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def masking(self) -> Iterator[None]:
+        self.masked = True
+        try:
+            yield
+        finally:
+            self.masked = False
+
+
+def plan_digest(plan: Plan) -> str:
+    try:
+        return hashlib.sha256(plan.source.read_bytes()).hexdigest()
+    except OSError:
+        return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        target: Target,
+        *,
+        steps: Sequence[Step] | None = None,
+        observer: Observer | None = None,
+        clock: Clock | None = None,
+        load: LiveCounts | None = None,
+        token_source: Any = None,
+    ) -> None:
+        self.plan = plan
+        self.target = target
+        self.steps = list(steps) if steps is not None else build_steps(plan)
+        self.observer = observer or QuietObserver()
+        self.clock = clock or Clock()
+        self.load = load
+        self.token_source = token_source
+        self.state_dir = plan.state_dir.resolve()
+        self.control = Control(self.state_dir)
+        self.guard = _SignalGuard()
+        self.journal: Journal | None = None
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def run(self, *, resume: bool = False, report: bool = True) -> Journal:
+        """Run (or resume) the go-live; raises StepFailed/RolledBack/Interrupted on failure."""
+        with RunLock(self.state_dir), self.guard.installed():
+            journal = self._open(resume)
+            self.journal = journal
+            try:
+                self._execute(self._context(journal))
+            finally:
+                if report:
+                    self.write_report()
+        return journal
+
+    def rollback_latest(self) -> tuple[Journal | None, list[str]]:
+        """``golive rollback`` with no run in progress: undo what the latest run left in place."""
+        with RunLock(self.state_dir), self.guard.installed():
+            journal = j.latest_run(self.state_dir)
+            if journal is None:
+                result = self.target.switch("blue")
+                return None, ["router back to blue"] if result.changed else []
+            self.journal = journal
+            state = journal.state()
+            if state.outcome == "rolled_back":
+                return journal, []
+            journal.append(j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})")
+            current = next((s for s in self.steps if s.name == state.current), None)
+            try:
+                undone = self._rollback(self._context(journal), current, "operator rollback")
+            finally:
+                self.write_report()
+            return journal, undone
+
+    def write_report(self) -> None:
+        if self.journal is None:
+            return
+        from golive.report.golive_report import write_report
+
+        with contextlib.suppress(OSError):
+            write_report(self.journal, self.plan)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _context(self, journal: Journal) -> StepContext:
+        return StepContext(
+            plan=self.plan,
+            target=self.target,
+            journal=journal,
+            control=self.control,
+            observer=self.observer,
+            clock=self.clock,
+            load=self.load,
+            token_source=self.token_source,
+        )
+
+    def _open(self, resume: bool) -> Journal:
+        latest = j.latest_run(self.state_dir)
+        state = latest.state() if latest is not None else None
+        if resume:
+            if latest is None or state is None or state.final or state.outcome == "not_started":
+                raise UsageError(
+                    "nothing to resume: no unfinished go-live in " + str(self.state_dir),
+                    hint="start one with `golive run PLAN`",
+                )
+            started = next((e for e in latest.events() if e["event"] == j.RUN_STARTED), {})
+            if started.get("plan_sha256") not in (None, plan_digest(self.plan)):
+                raise GoLiveBusyError(
+                    f"the plan changed since run {state.run_id} started",
+                    hint="resume with the plan the run started with, or `golive rollback`",
+                )
+            latest.append(j.RUN_RESUMED, pid=os.getpid(), after_step=state.current)
+            self.observer.message(
+                f"resuming {state.run_id} after {state.completed[-1:] or 'start'}"
+            )
+            return latest
+        if state is not None and state.outcome in ("running", "interrupted"):
+            raise GoLiveBusyError(
+                f"go-live {state.run_id} is unfinished (at {state.current or 'start'})",
+                hint="continue it with `golive run PLAN --resume`, "
+                "or undo it with `golive rollback`",
+            )
+        self.control.reset()
+        journal = j.open_run(self.state_dir, j.new_run_id(self.plan.release.version))
+        journal.append(
+            j.RUN_STARTED,
+            run_id=journal.run_dir.name,
+            plan=str(self.plan.source),
+            plan_sha256=plan_digest(self.plan),
+            release=self.plan.release.version,
+            target=self.plan.target.kind,
+            steps=[s.name for s in self.steps],
+            pid=os.getpid(),
+        )
+        return journal
+
+    def _execute(self, ctx: StepContext) -> None:
+        journal = ctx.journal
+        total = len(self.steps)
+        for index, step in enumerate(self.steps, 1):
+            if step.name in journal.state().completed:
+                self.observer.step_skipped(step.name, "completed before the resume")
+                continue
+            started = False
+            try:
+                ctx.checkpoint()
+                journal.append(j.STEP_STARTED, step=step.name, title=step.title, index=index)
+                started = True
+                self.observer.step_started(step.name, step.title, index, total)
+                began = time.monotonic()
+                result = step.run(ctx)
+            except (Interrupted, KeyboardInterrupt) as exc:
+                self._interrupted(ctx, step if started else None, exc)
+            except RollbackRequested as exc:
+                self._fail(ctx, step, exc, RolledBack)
+            except Exception as exc:  # noqa: BLE001 - any failure of a step triggers the rollback
+                self._fail(ctx, step, exc, StepFailed)
+            elapsed = time.monotonic() - began
+            journal.append(
+                j.STEP_FINISHED,
+                step=step.name,
+                summary=result.summary,
+                figures=result.figures,
+                elapsed_s=round(elapsed, 3),
+            )
+            self.observer.step_finished(step.name, result, elapsed)
+        journal.append(j.RUN_FINISHED, outcome="succeeded")
+        self.observer.message("go-live complete")
+
+    def _interrupted(self, ctx: StepContext, step: Step | None, exc: BaseException) -> None:
+        with self.guard.masking():
+            undone = []
+            if step is not None:
+                ctx.journal.append(
+                    j.STEP_FAILED,
+                    step=step.name,
+                    outcome="interrupted",
+                    error=str(exc) or "interrupted",
+                )
+                undone = self._undo(ctx, [step])
+            ctx.journal.append(j.RUN_INTERRUPTED, reason=str(exc) or "interrupted", undone=undone)
+        state = ctx.journal.state()
+        raise Interrupted(
+            f"interrupted during {step.name if step else 'a checkpoint'}; "
+            + (f"undone: {'; '.join(undone)}" if undone else "nothing needed undoing"),
+            hint=f"completed steps stay in place ({', '.join(state.completed) or 'none'}); "
+            "continue with `golive run PLAN --resume`, or undo with `golive rollback`",
+        ) from (exc if isinstance(exc, Exception) else None)
+
+    def _fail(self, ctx: StepContext, step: Step, exc: Exception, kind: type[StepFailed]) -> None:
+        reason = exc.message if isinstance(exc, GoLiveError) else f"{type(exc).__name__}: {exc}"
+        self.observer.step_failed(step.name, reason)
+        ctx.journal.append(j.STEP_FAILED, step=step.name, outcome="failed", error=reason)
+        with self.guard.masking():
+            undone = self._rollback(ctx, step, reason)
+        if isinstance(exc, TargetUnreachableError) and not undone:
+            raise exc  # its own exit code and message: nothing was changed
+        raise kind(step.name, reason, undone, hint=self._hint(ctx)) from exc
+
+    def _rollback(self, ctx: StepContext, failing: Step | None, reason: str) -> list[str]:
+        state = ctx.journal.state()
+        to_undo = [s for s in self.steps if s.name in state.completed]
+        if failing is not None and failing not in to_undo:
+            to_undo.append(failing)
+        self.observer.message(f"rolling back: {reason}")
+        undone = self._undo(ctx, list(reversed(to_undo)))
+        state = ctx.journal.state()
+        outcome = "rollback_failed" if state.undo_failures else "rolled_back"
+        ctx.journal.append(
+            j.RUN_FINISHED,
+            outcome=outcome,
+            failed_step=failing.name if failing else None,
+            reason=reason,
+            undone=undone,
+        )
+        if state.undo_failures:
+            raise RollbackFailed(
+                "the rollback could not undo everything: " + "; ".join(state.undo_failures),
+                hint="act by hand now (docs/runbook.md#rollback); `golive status` shows the router",
+            )
+        return undone
+
+    def _undo(self, ctx: StepContext, steps: Sequence[Step]) -> list[str]:
+        undone = []
+        for step in steps:
+            ctx.journal.append(j.UNDO_STARTED, step=step.name)
+            try:
+                what = step.undo(ctx)
+            except Exception as exc:  # noqa: BLE001 - keep undoing the rest, then report
+                message = exc.message if isinstance(exc, GoLiveError) else repr(exc)
+                ctx.journal.append(j.UNDO_FAILED, step=step.name, error=message)
+                self.observer.message(f"  undo {step.name} FAILED: {message}")
+                continue
+            ctx.journal.append(j.UNDO_FINISHED, step=step.name, what=what)
+            if what:
+                undone.append(f"{step.name}: {what}")
+                self.observer.message(f"  undone {step.name}: {what}")
+        return undone
+
+    def _hint(self, ctx: StepContext) -> str:
+        backup = ctx.figures("backup")
+        parts = []
+        with contextlib.suppress(GoLiveError):
+            parts.append(
+                f"the service is on {ctx.target.router_state().active or 'no single slot'}"
+            )
+        if backup.get("path"):
+            parts.append(
+                f"backup kept at {backup['path']} (sha256 {str(backup.get('sha256'))[:16]}…); "
+                "restore only if the data must go back: "
+                f'pg_restore --clean --if-exists -d "$DATABASE_URL" {backup["path"]}'
+            )
+        parts.append(f"report: {ctx.journal.run_dir / 'report.md'}")
+        return "; ".join(parts)
+
+
+# --- operator commands (the CLI delegates here) -------------------------------------------
+
+
+def _load_plan(path: Path) -> Plan:
+    from golive.plan import check_runnable, load
+
+    plan = load(path)
+    check_runnable(plan)
+    return plan
+
+
+def run_plan(path: Path, *, resume: bool, plain: bool) -> None:
+    from golive import targets
+    from golive.report.progress import make_observer
+
+    plan = _load_plan(path)
+    observer = make_observer(plain=plain)
+    runner = Runner(plan, targets.create(plan), observer=observer)
+    try:
+        runner.run(resume=resume)
+    finally:
+        if hasattr(observer, "close"):
+            observer.close()
+        if runner.journal is not None:
+            print(f"report: {runner.journal.run_dir / 'report.md'}")
+
+
+def status(path: Path) -> str:
+    from golive import targets
+
+    plan = _load_plan(path)
+    state_dir = plan.state_dir.resolve()
+    lock = RunLock(state_dir)
+    lines = [f"plan: {path} (release {plan.release.version}, {plan.target.kind} target)"]
+    if lock.held_elsewhere():
+        lines.append(f"lock: held by pid {lock.holder()} — a golive command is running")
+    journal = j.latest_run(state_dir)
+    if journal is None:
+        lines.append("no go-live has run from this state directory")
+    else:
+        state = journal.state()
+        lines.append(
+            f"run {state.run_id}: {state.outcome}"
+            + (" (paused)" if state.paused else "")
+            + (f", at step {state.current}" if state.current else "")
+        )
+        for name in state.order:
+            record = state.steps[name]
+            mark = "undone" if name in state.undone else record.outcome
+            lines.append(f"  {name:<20} {mark}")
+        lines.append(f"router switches: {len(state.switches)}")
+        if state.failure:
+            lines.append(f"failure: {state.failure}")
+        lines.append(f"journal: {journal.path}")
+        lines.append(f"report:  {journal.run_dir / 'report.md'}")
+    try:
+        target = targets.create(plan)
+        router = target.router_state()
+        lines.append(f"router: new requests -> {router.active}; servers {router.servers}")
+        for slot in SLOT_NAMES:
+            s = target.slot_status(slot)
+            lines.append(
+                f"  {slot}: {'running' if s.running else 'stopped'}"
+                + (
+                    f", {'ready' if s.ready else 'NOT ready'}, {s.version}, {s.detail}"
+                    if s.running
+                    else ""
+                )
+            )
+    except GoLiveError as exc:
+        lines.append(f"router: not reachable ({exc.message})")
+    return "\n".join(lines)
+
+
+def switch(path: Path, slot: str) -> str:
+    from golive import targets
+    from golive.steps.switch import observe_landing
+
+    plan = _load_plan(path)
+    target = targets.create(plan)
+    with RunLock(plan.state_dir.resolve()):
+        result = target.switch(slot)  # type: ignore[arg-type]
+        landing = observe_landing(target.service_url(), slot)
+        Journal(plan.state_dir.resolve() / "manual.jsonl").append(
+            j.ROUTER_SWITCHED,
+            by="operator",
+            to=slot,
+            before=result.before,
+            changed=result.changed,
+            command=result.command,
+        )
+    state = target.router_state()
+    done = "switched" if result.changed else "already there, nothing changed"
+    return (
+        f"service -> {slot} ({done}); router reads {state.servers}; "
+        f"{landing.consecutive} new requests in a row on {slot}"
+    )
+
+
+def rollback(path: Path, wait_s: float) -> str:
+    from golive import targets
+
+    plan = _load_plan(path)
+    state_dir = plan.state_dir.resolve()
+    target = targets.create(plan)
+    if RunLock(state_dir).held_elsewhere():
+        control = Control(state_dir)
+        if not control.write(rollback=True)["rollback"]:
+            raise GoLiveError(f"could not record the rollback request in {control.path}")
+        deadline = time.monotonic() + wait_s
+        while RunLock(state_dir).held_elsewhere():
+            if time.monotonic() > deadline:
+                raise GoLiveBusyError(
+                    f"rollback requested; the running go-live has not finished it in {wait_s:g}s",
+                    hint="`golive status` shows where it stands",
+                )
+            time.sleep(0.5)
+        journal = j.latest_run(state_dir)
+        outcome = journal.state().outcome if journal else "unknown"
+        return (
+            f"the running go-live rolled back ({outcome}); router: {target.router_state().servers}"
+        )
+    runner = Runner(plan, target)
+    journal, undone = runner.rollback_latest()
+    active = target.router_state().active
+    if active != "blue":
+        raise RollbackFailed(f"after the rollback the router sends new requests to {active}")
+    what = "; ".join(undone) if undone else "nothing left to undo"
+    return f"rolled back: {what}; the service is on blue" + (
+        f"; report {journal.run_dir / 'report.md'}" if journal else ""
+    )
+
+
+def pause(path: Path, paused: bool) -> str:
+    from golive.plan import load
+
+    plan = load(path)
+    state_dir = plan.state_dir.resolve()
+    control = Control(state_dir)
+    if control.write(pause=paused)["pause"] != paused:
+        raise GoLiveError(f"the request did not stick in {control.path}")
+    verb = "pause" if paused else "resume"
+    if not RunLock(state_dir).held_elsewhere():
+        return f"{verb} recorded; no go-live is running (a --resume will honour it)"
+    wanted = j.PAUSED if paused else j.RESUMED
+    journal = j.latest_run(state_dir)
+    deadline = time.monotonic() + 10
+    while journal is not None and time.monotonic() < deadline:
+        if journal.state().paused == paused:
+            return f"{verb}d: the running go-live acknowledged ({wanted})"
+        time.sleep(0.25)
+    return f"{verb} recorded; the running go-live applies it at its next checkpoint"

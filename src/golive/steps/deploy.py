@@ -1,0 +1,73 @@
+"""Deploy green next to blue, then wait until it is ready (and the router's checks see it).
+
+Green starts out of the traffic: the router only health-checks it. A green that is not ready
+in ``deploy.ready_timeout_s`` fails the step; the rollback tears green down and leaves blue
+untouched.
+"""
+
+from __future__ import annotations
+
+from golive.plan import Plan
+from golive.steps import StepContext, StepResult
+
+
+class DeployGreen:
+    name = "deploy-green"
+    title = "Deploy green (the new release) beside blue"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        spec = ctx.plan.slots.green
+        started = ctx.target.deploy("green")
+        status = ctx.target.slot_status("green")
+        return StepResult(
+            f"green {spec.version} {'started' if started else 'already running'} "
+            f"({spec.workers} workers, {status.url})",
+            {"version": spec.version, "workers": spec.workers, "started": started},
+        )
+
+    def undo(self, ctx: StepContext) -> str | None:
+        if ctx.target.stop("green"):
+            return "green stopped"
+        return None
+
+    def expected_s(self, plan: Plan) -> float:
+        return 2 if plan.target.kind == "local" else 300
+
+    def manual(self, plan: Plan) -> list[str]:
+        if plan.target.kind == "kubernetes":
+            return [
+                "kubectl apply -k deploy/k8s/production -l slot=green "
+                f"--namespace={plan.target.namespace}",
+                "kubectl rollout status deployment/credit-assessment-green --timeout=300s",
+            ]
+        green = plan.slots.green
+        return [
+            f"SLOT=green APP_VERSION={green.version} credit-assessment serve "
+            f"--port {green.port} --workers {green.workers} &",
+            'echo "set server be/green state drain" | socat stdio unix-connect:'
+            f"{plan.state_dir}/local/haproxy.sock",
+        ]
+
+
+class WaitGreenReady:
+    name = "wait-green-ready"
+    title = "Wait until green is ready"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        timeout = ctx.plan.deploy.ready_timeout_s
+        waited = ctx.target.wait_ready("green", timeout)
+        return StepResult(f"green ready after {waited:.1f}s", {"ready_after_s": round(waited, 2)})
+
+    def undo(self, ctx: StepContext) -> str | None:
+        return None
+
+    def expected_s(self, plan: Plan) -> float:
+        return min(plan.deploy.ready_timeout_s, 10 if plan.target.kind == "local" else 120)
+
+    def manual(self, plan: Plan) -> list[str]:
+        if plan.target.kind == "kubernetes":
+            return [
+                "kubectl wait --for=condition=ready pod -l app=credit-assessment,slot=green "
+                f"--timeout={plan.deploy.ready_timeout_s:.0f}s"
+            ]
+        return [f"curl -f http://127.0.0.1:{plan.slots.green.port}/ready"]

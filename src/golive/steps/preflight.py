@@ -1,0 +1,113 @@
+"""Preflight: is everything reachable before anything changes? Reads only.
+
+The target (router up, blue serving), the database (a ``SELECT 1`` and its size), the secrets
+the plan requires (each present as a variable or a ``<NAME>_FILE``), and free disk for the
+backup (the database size times the plan's headroom). Any failure stops the go-live with
+nothing changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from golive.errors import TargetUnreachableError
+from golive.plan import Plan
+from golive.steps import StepContext, StepResult
+from golive.targets import Check
+
+DatabaseProbe = Callable[[str, str], int]
+
+
+def database_size(url: str, name: str) -> int:
+    """Connect, run a query, return the database's size in bytes (raises when unreachable)."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _free_bytes(directory: Path) -> int:
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+class Preflight:
+    name = "preflight"
+    title = "Preflight: target, database, secrets, disk for the backup"
+
+    def __init__(self, probe: DatabaseProbe = database_size) -> None:
+        self.probe = probe
+
+    def run(self, ctx: StepContext) -> StepResult:
+        checks = list(ctx.target.preflight())
+        failed = [c for c in checks if not c.passed]
+        if not failed:
+            checks += self._database_and_disk(ctx)
+            checks.append(self._secrets(ctx))
+            failed = [c for c in checks if not c.passed]
+        for check in checks:
+            ctx.observer.message(str(check))
+        if failed:
+            raise TargetUnreachableError(
+                "preflight failed, nothing was changed:\n  " + "\n  ".join(map(str, failed))
+            )
+        return StepResult(
+            f"{len(checks)} checks passed",
+            {"checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks]},
+        )
+
+    def _database_and_disk(self, ctx: StepContext) -> list[Check]:
+        plan = ctx.plan
+        try:
+            url = ctx.target.database_url()
+            size = self.probe(url, plan.database.name)
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
+            return [Check("database", False, f"not reachable: {type(exc).__name__}: {exc}")]
+        need = int(size * plan.database.backup_headroom)
+        free = _free_bytes(plan.database.backup_dir.resolve())
+        return [
+            Check("database", True, f"{plan.database.name} answers, {size / 1e6:.1f} MB"),
+            Check(
+                "backup disk",
+                free >= need,
+                f"{free / 1e9:.1f} GB free in {plan.database.backup_dir}, "
+                f"{need / 1e6:.1f} MB needed",
+            ),
+        ]
+
+    def _secrets(self, ctx: StepContext) -> Check:
+        provided = {**os.environ, **ctx.target.service_env()}
+        missing = [
+            name
+            for name in ctx.plan.secrets.required
+            if not provided.get(name) and not provided.get(f"{name}_FILE")
+        ]
+        if missing:
+            return Check("secrets", False, "missing: " + ", ".join(missing))
+        return Check("secrets", True, "present: " + ", ".join(ctx.plan.secrets.required))
+
+    def undo(self, ctx: StepContext) -> str | None:
+        return None
+
+    def expected_s(self, plan: Plan) -> float:
+        return 10 if plan.target.kind == "local" else 60
+
+    def manual(self, plan: Plan) -> list[str]:
+        if plan.target.kind == "kubernetes":
+            return [
+                f"kubectl -n {plan.target.namespace} get deploy,svc,pods -l app=credit-assessment",
+                f'psql "${plan.database.url_env}" -c "SELECT pg_database_size(current_database())"',
+                "golive secrets check --prefix credit-assessment/production",
+                "df -h <backup directory>",
+            ]
+        return [
+            "golive status",
+            f'psql "$DATABASE_URL" -c "SELECT pg_database_size(\'{plan.database.name}\')"',
+            f"df -h {plan.database.backup_dir}",
+        ]

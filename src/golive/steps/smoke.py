@@ -1,0 +1,51 @@
+"""Smoke-test green directly (not through the router) before any traffic reaches it."""
+
+from __future__ import annotations
+
+from golive.errors import GoLiveError
+from golive.plan import Plan
+from golive.smoke import SmokeReport, SmokeRequest, run_smoke
+from golive.steps import StepContext, StepResult
+
+
+def smoke_request(plan: Plan) -> SmokeRequest:
+    s = plan.smoke
+    return SmokeRequest(s.client_id, s.loan_amount, s.loan_term, s.bureau_url, s.timeout_s)
+
+
+def smoke_or_fail(ctx: StepContext, url: str, what: str) -> SmokeReport:
+    report = run_smoke(url, ctx.token(), smoke_request(ctx.plan))
+    for check in report.checks:
+        ctx.observer.message(f"  {check}")
+    if not report.passed:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
+        raise GoLiveError(f"smoke test of {what} failed: {failed}")
+    return report
+
+
+class SmokeGreen:
+    name = "smoke-green"
+    title = "Smoke-test green directly"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        report = smoke_or_fail(ctx, ctx.target.slot_url("green"), "green")
+        passed = sum(c.status == "passed" for c in report.checks)
+        return StepResult(f"{passed}/{len(report.checks)} checks passed", report.to_json())
+
+    def undo(self, ctx: StepContext) -> str | None:
+        return None
+
+    def expected_s(self, plan: Plan) -> float:
+        return 2 if plan.target.kind == "local" else 60
+
+    def manual(self, plan: Plan) -> list[str]:
+        url = (
+            "https://credit-assessment-green.internal"
+            if plan.target.kind == "kubernetes"
+            else f"http://127.0.0.1:{plan.slots.green.port}"
+        )
+        return [
+            "export API_TOKEN=$(credit-assessment token --subject smoke --ttl 900)",
+            f"./scripts/smoke-tests.sh {url}",
+            f"golive smoke {url}",
+        ]

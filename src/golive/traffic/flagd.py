@@ -1,0 +1,286 @@
+"""``FlagdFileFlag``: the traffic weight as a flagd flag-definition file (the local target).
+
+The flag is a ``fractional`` rollout on the targeting key (the client id), so each client keeps
+its engine as the weight rises::
+
+    {"flags": {"new-credit-assessment-enabled": {
+        "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+        "targeting": {"fractional": [["on", 10], ["off", 90]]}}}}
+
+Weight 0 is the same shape with ``["on", 0], ["off", 100]``: a valid file in which every client
+gets the default, ``off``. Other flags and top-level keys in the file are kept as they are.
+The file is replaced atomically (temporary file, fsync, rename, fsync of the directory), so an
+instance never reads half a file.
+
+Each serving instance answers ``GET /flags`` with the version of the flag set it evaluates
+(first 12 hex characters of the file's SHA-256) and the weight; ``verify`` polls until every
+instance reports both, or raises :class:`TrafficFlagError` naming the ones that did not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from golive.errors import TargetError
+from golive.traffic import register
+
+FLAG_KEY = "new-credit-assessment-enabled"
+PROVIDER = "flagd-file"
+
+
+class TrafficFlagError(TargetError):
+    """The flag store refused the change, or instances did not converge on it."""
+
+    default_hint = (
+        "traffic is as the instances report it (see above); set the weight again or roll back "
+        "with `golive rollback`"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFlags:
+    """What one instance reports on ``GET /flags``."""
+
+    instance: str
+    version: str | None
+    weight: int | None
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.problem and self.weight is None:
+            return f"{self.instance} ({self.problem})"
+        return f"{self.instance} (weight {self.weight}%, version {self.version})"
+
+
+def flag_definition(percent: int) -> dict[str, Any]:
+    """The flagd definition of the traffic flag at ``percent``."""
+    return {
+        "state": "ENABLED",
+        "variants": {"on": True, "off": False},
+        "defaultVariant": "off",
+        "targeting": {"fractional": [["on", percent], ["off", 100 - percent]]},
+    }
+
+
+def flag_set_version(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:12]
+
+
+def check_percent(percent: int) -> int:
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise TrafficFlagError(f"a traffic weight is a whole percentage 0-100, not {percent!r}")
+    return percent
+
+
+def weight_of(document: Mapping[str, Any], key: str) -> int:
+    """The share of clients a flag definition sends to ``on`` (0 when absent or disabled)."""
+    flag = (document.get("flags") or {}).get(key)
+    if not isinstance(flag, dict) or flag.get("state") != "ENABLED":
+        return 0
+    variants = flag.get("variants") or {}
+    buckets = (flag.get("targeting") or {}).get("fractional")
+    if not buckets:
+        return 100 if variants.get(flag.get("defaultVariant")) is True else 0
+    weights = [b for b in buckets if isinstance(b, list) and len(b) == 2]
+    total = sum(float(w) for _, w in weights)
+    on = sum(float(w) for name, w in weights if variants.get(name) is True)
+    return round(100 * on / total) if total > 0 else 0
+
+
+class InstancePoller:
+    """Reads ``GET {instance}/flags`` from serving instances (shared by the flag providers)."""
+
+    def __init__(
+        self,
+        instances: Sequence[str] | Callable[[], Sequence[str]],
+        key: str,
+        *,
+        timeout_s: float = 2.0,
+        poll_s: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._instances = instances
+        self.key = key
+        self.poll_s = poll_s
+        self._http = httpx.Client(timeout=timeout_s, transport=transport)
+
+    def instances(self, given: Sequence[str] | None = None) -> list[str]:
+        found = (
+            given
+            if given is not None
+            else (self._instances() if callable(self._instances) else self._instances)
+        )
+        return [url.rstrip("/") for url in found]
+
+    def read(self, instance: str) -> InstanceFlags:
+        try:
+            response = self._http.get(f"{instance}/flags")
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            return InstanceFlags(instance, None, None, f"unreachable: {type(exc).__name__}")
+        if not isinstance(body, dict):
+            return InstanceFlags(
+                instance, None, None, f"GET /flags answered {response.status_code}"
+            )
+        flag = (body.get("flags") or {}).get(self.key) or {}
+        weight = flag.get("weightPercent") if isinstance(flag, dict) else None
+        return InstanceFlags(
+            instance,
+            body.get("flagSetVersion"),
+            int(weight) if isinstance(weight, int | float) else None,
+            body.get("problem"),
+        )
+
+    def read_weights(self, instances: Sequence[str] | None = None) -> dict[str, int]:
+        states = [self.read(instance) for instance in self.instances(instances)]
+        unread = [s for s in states if s.weight is None]
+        if unread:
+            raise TrafficFlagError(
+                f"cannot read flag {self.key!r} from: " + ", ".join(s.describe() for s in unread)
+            )
+        return {s.instance: int(s.weight or 0) for s in states}
+
+    def wait_for(
+        self,
+        instances: Sequence[str] | None,
+        percent: int,
+        version: str | None,
+        timeout_s: float,
+    ) -> dict[str, InstanceFlags]:
+        """Poll until every instance reports ``percent`` (and ``version`` when given)."""
+        targets = self.instances(instances)
+        if not targets:
+            raise TrafficFlagError("no serving instances to verify the traffic flag on")
+        deadline = time.monotonic() + timeout_s
+        latest: dict[str, InstanceFlags] = {}
+        pending = list(targets)
+        while True:
+            for instance in pending:
+                latest[instance] = self.read(instance)
+            pending = [
+                i
+                for i in pending
+                if latest[i].weight != percent
+                or (version is not None and latest[i].version != version)
+            ]
+            if not pending:
+                return latest
+            if time.monotonic() >= deadline:
+                wanted = f"weight {percent}%" + (f", version {version}" if version else "")
+                raise TrafficFlagError(
+                    f"{len(pending)} of {len(targets)} instance(s) did not converge on {wanted} "
+                    f"within {timeout_s:g} s: " + "; ".join(latest[i].describe() for i in pending)
+                )
+            time.sleep(self.poll_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class FlagdFileFlag:
+    """The traffic flag in a flagd flag-definition file, read back from every instance."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        flag_key: str = FLAG_KEY,
+        *,
+        instances: Sequence[str] | Callable[[], Sequence[str]] = (),
+        timeout_s: float = 2.0,
+        poll_s: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.key = flag_key
+        self._poller = InstancePoller(
+            instances, flag_key, timeout_s=timeout_s, poll_s=poll_s, transport=transport
+        )
+
+    # ------------------------------------------------------------------ the file
+
+    def _document(self) -> dict[str, Any]:
+        try:
+            content = self.path.read_bytes()
+        except FileNotFoundError:
+            return {"flags": {}}
+        except OSError as exc:
+            raise TrafficFlagError(f"cannot read flag file {self.path}: {exc.strerror}") from exc
+        try:
+            document = json.loads(content)
+        except ValueError as exc:
+            raise TrafficFlagError(
+                f"flag file {self.path} is not valid JSON ({exc}); refusing to overwrite it",
+                hint="fix or remove the file, then set the weight again",
+            ) from exc
+        if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
+            raise TrafficFlagError(f"flag file {self.path} has no 'flags' object")
+        return document
+
+    def set_weight(self, percent: int) -> None:
+        """Write the flag at ``percent``, keeping every other flag; atomic on the filesystem."""
+        check_percent(percent)
+        document = self._document()
+        document.setdefault("flags", {})[self.key] = flag_definition(percent)
+        content = (json.dumps(document, indent=2) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise TrafficFlagError(f"cannot write flag file {self.path}: {exc.strerror}") from exc
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def weight(self) -> int:
+        """The weight the file asks for (what instances should converge on)."""
+        return weight_of(self._document(), self.key)
+
+    def version(self) -> str | None:
+        """The flag-set version instances report once they load the current file."""
+        try:
+            return flag_set_version(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    # ------------------------------------------------------------------ the instances
+
+    def read_weights(self) -> dict[str, int]:
+        """The weight each serving instance evaluates now (the ``TrafficFlag`` port)."""
+        return self._poller.read_weights()
+
+    def verify(
+        self,
+        instances: Sequence[str] | None = None,
+        percent: int | None = None,
+        timeout_s: float = 30.0,
+    ) -> dict[str, InstanceFlags]:
+        """Wait until every instance evaluates this file's version at ``percent``."""
+        wanted = self.weight() if percent is None else check_percent(percent)
+        return self._poller.wait_for(instances, wanted, self.version(), timeout_s)
+
+    def close(self) -> None:
+        self._poller.close()
+
+
+register(PROVIDER, FlagdFileFlag)

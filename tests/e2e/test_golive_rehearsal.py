@@ -1,0 +1,51 @@
+"""The whole rehearsal, as `make run` runs it: real PostgreSQL, real slots, real HAProxy, a
+background load of at least 200 requests/s through the router for the whole run — and not one
+failed request, through the switch to green, the rehearsed switch back and forward again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import VENV_BIN
+from tests.integration.golive.plans import needs_haproxy, write_plan
+
+pytestmark = [needs_haproxy, pytest.mark.slow]
+
+
+def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
+    plan = write_plan(tmp_path)
+    result = subprocess.run(
+        [str(VENV_BIN / "golive"), "rehearse", str(plan), "--plain"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "go-live complete" in output and "report: " in output
+
+    runs = tmp_path / "state" / "runs"
+    run_dir = runs / (runs / "latest").read_text().strip()
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    load = next(e for e in events if e["event"] == "background_load")["figures"]
+    assert load["failed"] == 0, load["failures"]
+    assert load["rate_per_s"] >= 200 and load["achieved_rps"] >= 200
+    assert load["requests"] >= 200 * 20
+    switches = [e["to"] for e in events if e["event"] == "router_switched"]
+    assert switches == ["green", "blue", "green"]  # the switch, and the rehearsed way back
+    assert [w["failed"] for w in load["switch_windows"]] == [0, 0, 0]
+    assert all(w["requests"] > 0 for w in load["switch_windows"])
+    assert {"blue/new", "green/new"} <= set(load["by_tag"])
+    assert next(e for e in events if e["event"] == "run_finished")["outcome"] == "succeeded"
+
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "**Succeeded**" in report and "**0 failed requests**" in report
+    assert f"{load['requests']} requests at" in report
+
+    target = json.loads((tmp_path / "state" / "local" / "target.json").read_text())
+    assert target["slots"] == {} and "router" not in target  # everything it started is stopped

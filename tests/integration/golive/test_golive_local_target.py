@@ -1,0 +1,95 @@
+"""The local target for real: slots as processes, HAProxy as the Service, the story's smoke
+script against every slot and the router, manual switches verified by reading state back, and
+an unreachable target that changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from golive import cli
+from golive.plan import load
+from golive.rehearsal import environment
+from golive.smoke import service_token
+from golive.targets.local import LocalTarget, service_cli
+from tests.integration.golive.plans import REPO, needs_haproxy, write_plan
+
+pytestmark = [needs_haproxy, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LocalTarget]]:
+    directory = tmp_path_factory.mktemp("golive-local")
+    plan_path = write_plan(directory)
+    target = environment.up(load(plan_path))
+    try:
+        yield plan_path, target
+    finally:
+        target.down()
+
+
+def smoke_script(url: str, token: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "smoke-tests.sh"), url],
+        env={**os.environ, "API_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_story_smoke_script_passes_against_every_slot_and_the_router(local, capsys):
+    _, target = local
+    token = service_token(target.service_env(), service_cli(), "smoke-test")
+    assert target.deploy("green")
+    target.wait_ready("green", 60)
+    try:
+        for url in (target.slot_url("blue"), target.slot_url("green"), target.service_url()):
+            result = smoke_script(url, token)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "All smoke tests passed!" in result.stdout
+
+        os.environ["GOLIVE_TEST_TOKEN"] = token
+        assert (
+            cli.main(["smoke", target.slot_url("green"), "--token-env", "GOLIVE_TEST_TOKEN"]) == 0
+        )
+        out = capsys.readouterr().out
+        assert "[ok] metrics flowing" in out and "[skip] external services" in out
+    finally:
+        os.environ.pop("GOLIVE_TEST_TOKEN", None)
+        target.stop("green")
+
+
+def test_manual_switch_is_verified_and_idempotent(local, capsys):
+    plan_path, target = local
+    target.deploy("green")
+    target.wait_ready("green", 60)
+    try:
+        assert cli.main(["switch", "green", "--plan", str(plan_path)]) == 0
+        assert "switched" in capsys.readouterr().out
+        assert target.router_state().active == "green"
+        assert cli.main(["switch", "green", "--plan", str(plan_path)]) == 0
+        assert "nothing changed" in capsys.readouterr().out
+        assert cli.main(["status", "--plan", str(plan_path)]) == 0
+        status = capsys.readouterr().out
+        assert "new requests -> green" in status and "blue: running" in status
+        assert cli.main(["switch", "blue", "--plan", str(plan_path)]) == 0
+        assert target.router_state().active == "blue"
+    finally:
+        target.switch("blue")
+        target.stop("green")
+    assert target.router_state().servers["green"].startswith("maint")
+
+
+def test_an_unreachable_target_is_a_clear_error_and_nothing_changes(tmp_path, capsys):
+    plan_path = write_plan(tmp_path)  # no environment was brought up for this state dir
+    assert cli.main(["run", str(plan_path), "--plain"]) == 6
+    err = capsys.readouterr().err
+    assert "preflight failed, nothing was changed" in err
+    assert "no HAProxy running" in err
+    assert not (tmp_path / "state" / "backups").exists()

@@ -1,0 +1,141 @@
+"""Flag providers against real HTTP servers: instances answering /flags, a LaunchDarkly stand-in."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from golive.traffic.flagd import FLAG_KEY, FlagdFileFlag, TrafficFlagError, weight_of
+from golive.traffic.launchdarkly import LaunchDarklyFlag
+from tests.integration.traffic.conftest import Recorded, json_answer
+
+
+class FlagInstance:
+    """Stands in for a service instance: reloads the flag file on a delay, answers /flags."""
+
+    def __init__(self, path: Path, lag_polls: int = 0) -> None:
+        self.path = path
+        self.lag_polls = lag_polls
+        self.polls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Recorded) -> tuple[int, str, bytes]:
+        import hashlib
+
+        with self.lock:
+            self.polls += 1
+            stale = self.polls <= self.lag_polls
+        content = b'{"flags": {}}' if stale or not self.path.exists() else self.path.read_bytes()
+        weight = weight_of(json.loads(content), FLAG_KEY)
+        return json_answer(
+            200,
+            {
+                "flagSetVersion": hashlib.sha256(content).hexdigest()[:12],
+                "flags": {FLAG_KEY: {"weightPercent": weight}},
+                "provider": "flagd-file",
+            },
+        )
+
+
+def test_flagd_file_verified_on_every_instance(tmp_path: Path, stub_server) -> None:
+    path = tmp_path / "flags.json"
+    fast = stub_server(FlagInstance(path))
+    slow = stub_server(FlagInstance(path, lag_polls=3))  # loads the file a few polls later
+    flag = FlagdFileFlag(path, instances=[fast.url, slow.url], poll_s=0.05)
+    for percent in (0, 10, 50, 100):
+        flag.set_weight(percent)
+        states = flag.verify(percent=percent, timeout_s=5)
+        assert {s.weight for s in states.values()} == {percent}
+        assert {s.version for s in states.values()} == {flag.version()}
+    assert flag.read_weights() == {fast.url: 100, slow.url: 100}
+
+
+def test_an_instance_that_never_converges_is_named(tmp_path: Path, stub_server) -> None:
+    path = tmp_path / "flags.json"
+    good = stub_server(FlagInstance(path))
+    stuck = stub_server(FlagInstance(path, lag_polls=10**6))
+    flag = FlagdFileFlag(path, instances=[good.url, stuck.url], poll_s=0.05)
+    flag.set_weight(10)
+    with pytest.raises(TrafficFlagError) as caught:
+        flag.verify(percent=10, timeout_s=0.5)
+    assert f"1 of 2 instance(s) did not converge on weight 10%, version {flag.version()}" in str(
+        caught.value
+    )
+    assert stuck.url in str(caught.value) and good.url not in str(caught.value)
+
+
+class LaunchDarklyStandIn:
+    """Answers like LaunchDarkly's REST API: JSON-patches the flag it holds, serves it on GET."""
+
+    def __init__(self) -> None:
+        self.flag = {
+            "key": FLAG_KEY,
+            "environments": {
+                "production": {
+                    "rules": [
+                        {
+                            "rollout": {
+                                "variations": [
+                                    {"variation": 0, "weight": 0},
+                                    {"variation": 1, "weight": 100000},
+                                ]
+                            }
+                        }
+                    ]
+                }
+            },
+        }
+
+    def __call__(self, request: Recorded) -> tuple[int, str, bytes]:
+        if not request.path.startswith(f"/api/v2/flags/production/{FLAG_KEY}"):
+            return json_answer(404, {"code": "not_found", "message": "Unknown resource"})
+        if request.headers.get("Authorization") != "test-api-key":
+            return json_answer(401, {"code": "unauthorized", "message": "Invalid access token"})
+        if request.method == "PATCH":
+            for op in json.loads(request.body)["patch"]:
+                assert op["op"] == "replace"
+                *parents, leaf = op["path"].strip("/").split("/")
+                node = self.flag
+                for part in parents:
+                    node = node[int(part)] if isinstance(node, list) else node[part]
+                node[int(leaf) if isinstance(node, list) else leaf] = op["value"]
+            weights = [
+                v["weight"]
+                for v in self.flag["environments"]["production"]["rules"][0]["rollout"][
+                    "variations"
+                ]
+            ]
+            if sum(weights) != 100000:
+                return json_answer(
+                    400, {"code": "invalid_request", "message": "weights must sum to 100000"}
+                )
+        return json_answer(200, self.flag)
+
+
+def test_launchdarkly_patch_against_a_local_stand_in(stub_server, monkeypatch) -> None:
+    api = stub_server(LaunchDarklyStandIn())
+    monkeypatch.setenv("LD_API_KEY", "test-api-key")
+    flag = LaunchDarklyFlag(base_url=api.url)
+    for percent in (10, 50, 100):
+        flag.set_weight(percent)
+        assert flag.weight() == percent
+    patch = next(r for r in api.requests if r.method == "PATCH")
+    assert patch.path == f"/api/v2/flags/production/{FLAG_KEY}"
+    assert json.loads(patch.body)["patch"][0] == {
+        "op": "replace",
+        "path": "/environments/production/rules/0/rollout/variations/0/weight",
+        "value": 10000,
+    }
+    assert patch.headers["Content-Type"] == "application/json"
+
+
+def test_launchdarkly_refusal_is_reported_without_the_key(stub_server) -> None:
+    api = stub_server(LaunchDarklyStandIn())
+    flag = LaunchDarklyFlag(base_url=api.url, api_key="wrong-key-123", attempts=1)
+    with pytest.raises(TrafficFlagError) as caught:
+        flag.set_weight(10)
+    assert "answered 401: Invalid access token" in str(caught.value)
+    assert "wrong-key-123" not in str(caught.value)
