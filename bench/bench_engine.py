@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.harness import record
 from credit_assessment.domain import assess
 from credit_assessment.domain.scorecard import scoring_values
 from credit_assessment.model import default_model, default_policy, load_applicants
@@ -32,9 +33,6 @@ def _per_call_us(fn: Callable[..., Any], cases: list[tuple[Any, ...]], repeats: 
             fn(*args)
         samples.append((time.perf_counter_ns() - started) / len(cases) / 1_000)
     return statistics.median(samples)
-
-
-from bench.harness import record  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
