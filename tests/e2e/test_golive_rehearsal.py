@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.conftest import VENV_BIN
-from tests.integration.golive.plans import needs_haproxy, write_plan
+from tests.integration.golive.plans import leftover_processes, needs_haproxy, write_plan
 
 pytestmark = [needs_haproxy, pytest.mark.slow]
 
@@ -49,3 +49,4 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
 
     target = json.loads((tmp_path / "state" / "local" / "target.json").read_text())
     assert target["slots"] == {} and "router" not in target  # everything it started is stopped
+    assert leftover_processes(tmp_path / "state") == []

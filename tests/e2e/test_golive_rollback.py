@@ -5,6 +5,7 @@ non-zero exit naming the step and what was undone, and a report saying so."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,12 @@ from golive.plan import load
 from golive.rehearsal import environment
 from golive.targets.local import LocalTarget
 from tests.conftest import VENV_BIN
-from tests.integration.golive.plans import needs_haproxy, same_environment, write_plan
+from tests.integration.golive.plans import (
+    leftover_processes,
+    needs_haproxy,
+    same_environment,
+    write_plan,
+)
 
 pytestmark = [needs_haproxy, pytest.mark.slow]
 
@@ -29,6 +35,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, 
         yield directory, plan_path, target
     finally:
         target.down()
+    time.sleep(0.5)
+    assert leftover_processes(directory / "state") == []
 
 
 def run(plan: Path) -> subprocess.CompletedProcess[str]:
@@ -69,17 +77,25 @@ def test_green_failing_its_smoke_test_is_rolled_back(env):
     assert "| smoke-green |" not in report or "failed" in report
 
 
-def test_green_not_ready_in_time_is_torn_down_and_blue_untouched(env):
+def test_green_that_never_gets_ready_is_torn_down_and_blue_untouched(env):
     directory, plan_path, target = env
     blue_pid = target.slot_status("blue").detail
-    slow = same_environment(
-        plan_path, directory, "slow-green.yaml", deploy={"ready_timeout_s": 0.5}
+    # Green deployed with a scorecard artifact that does not exist: it serves /health but
+    # its /ready stays 503 (model not loaded), so the deploy deadline passes.
+    broken = same_environment(
+        plan_path,
+        directory,
+        "no-model-green.yaml",
+        deploy={"ready_timeout_s": 6},
+        slots={"green": {"env": {"MODEL_PATH": str(directory / "missing-scorecard.json")}}},
     )
-    result = run(slow)
+    result = run(broken)
     assert result.returncode == 8, result.stdout + result.stderr
     assert "step 'wait-green-ready' failed" in result.stderr
-    assert "not ready within 0.5s" in result.stderr
+    assert "green was not ready within 6s" in result.stderr
     assert "deploy-green: green stopped" in result.stderr
     assert target.router_state().active == "blue"
     assert not target.slot_status("green").running
     assert target.slot_status("blue").detail == blue_pid
+    green_data = str(directory / "state" / "local" / "slots" / "green")
+    assert not [p for p in leftover_processes(directory / "state") if green_data in p]

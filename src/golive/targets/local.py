@@ -344,8 +344,11 @@ class LocalTarget:
             time.sleep(0.2)
         router = self._router()
         if router is not None and router.alive():
-            remaining = max(1.0, timeout_s - (time.monotonic() - started))
-            self.api.wait_up(slot, timeout_s=remaining)
+            remaining = max(0.0, timeout_s - (time.monotonic() - started))
+            try:
+                self.api.wait_up(slot, timeout_s=remaining)
+            except TargetError as exc:
+                raise TargetError(f"{slot} was not ready within {timeout_s:g}s: {exc}") from exc
         return time.monotonic() - started
 
     @staticmethod

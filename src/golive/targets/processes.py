@@ -64,23 +64,41 @@ class ProcessRecord:
         return False
 
     def stop(self, timeout_s: float = 30.0, sig: int = signal.SIGTERM) -> bool:
-        """Signal, wait up to ``timeout_s``, then SIGKILL. True when it was running."""
-        if not self.send(sig):
-            self._reap()
-            return False
+        """Signal the process (it drains), wait up to ``timeout_s``, then SIGKILL; finally make
+        sure nothing of its session is left (workers orphaned by a supervisor that died early).
+        True when it was running."""
+        was_running = self.send(sig)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while was_running and time.monotonic() < deadline:
             self._reap()
             if not self.alive():
-                return True
+                break
             time.sleep(0.05)
-        self.send(signal.SIGKILL)
+        if self.alive():
+            self.send(signal.SIGKILL)
         for _ in range(100):
             self._reap()
             if not self.alive():
                 break
             time.sleep(0.05)
+        self._stop_group(grace_s=5.0)
+        return was_running
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
         return True
+
+    def _stop_group(self, grace_s: float) -> None:
+        """The process group (its own session: pgid == pid) must be empty once it stopped."""
+        deadline = time.monotonic() + grace_s
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._group_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def _reap(self) -> None:
         child = _children.get(self.pid)

@@ -64,3 +64,21 @@ def same_environment(existing: Path, directory: Path, name: str, **changes: Any)
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def leftover_processes(state_dir: Path) -> list[str]:
+    """Processes whose command line or environment names ``state_dir`` (slots, workers, HAProxy)."""
+    marker = str(state_dir).encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline or marker in environ:
+            command = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{proc.name}: {command}")
+    return found
