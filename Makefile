@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 .PHONY: run serve test lint unit bench system-deps venv clean help
 
 help:
-	@echo "make run     full local rehearsal (for now: serve the API on embedded PostgreSQL, seeded)"
+	@echo "make run     the full local go-live rehearsal (golive rehearse deploy/golive/rehearsal.yaml)"
+	@echo "make serve   just the API on embedded PostgreSQL, seeded, at http://$(HOST):$(PORT)"
 	@echo "make test    set up everything and run the whole suite"
 	@echo "make lint    ruff, mypy, import-linter"
 	@echo "make bench   benchmarks (figures go to bench/RESULTS.md)"
@@ -39,11 +40,15 @@ system-deps:
 	  else echo "note: missing Debian packages:$$missing (install them as root; dependent tests will skip)"; fi; \
 	fi
 
+# The full local go-live rehearsal: blue and green slots, HAProxy, embedded PostgreSQL,
+# background load, switch, traffic stages, report.
 run: venv system-deps
+	$(BIN)/golive rehearse deploy/golive/rehearsal.yaml
+
+# Just the API on the embedded PostgreSQL, seeded.
+serve: venv
 	$(BIN)/credit-assessment seed --clients 500
 	$(BIN)/credit-assessment serve --host $(HOST) --port $(PORT)
-
-serve: run
 
 lint: venv
 	$(BIN)/ruff check src tests bench

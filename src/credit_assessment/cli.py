@@ -50,8 +50,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from credit_assessment.telemetry.logs import configure_logging, get_logger
 
     configure_logging(settings.log_level, slot=settings.slot, version=settings.version)
-    revision = _migrate(settings)
-    get_logger().info("schema_ready", revision=revision, embedded=settings.embedded_database)
+    if settings.migrate_on_start:
+        revision = _migrate(settings)
+        get_logger().info("schema_ready", revision=revision, embedded=settings.embedded_database)
+    else:
+        get_logger().info("schema_left_as_is", reason="MIGRATE_ON_START=false")
     return serve(settings)
 
 

@@ -9,6 +9,8 @@ skips the wait.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import shutil
@@ -83,6 +85,22 @@ def run_worker(settings: Settings, sockets: list[socket.socket] | None = None) -
     server.run(sockets=sockets)
 
 
+def _worker_main(settings: Settings, sockets: list[socket.socket]) -> None:
+    _die_with_parent()
+    run_worker(settings, sockets)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM if the supervisor dies (even by SIGKILL), so no
+    orphaned worker keeps holding the port."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def serve(settings: Settings) -> int:
     """Serve until told to stop; returns the process exit code."""
     if settings.workers == 1:
@@ -104,8 +122,11 @@ def _supervise(settings: Settings) -> int:
     workers: list[Any] = []
 
     def start_worker() -> Any:
-        process = context.Process(target=run_worker, args=(settings, [sock]), daemon=False)
+        process = context.Process(target=_worker_main, args=(settings, [sock]), daemon=False)
         process.start()
+        if stopping and process.pid is not None:  # a stop signal arrived while starting workers
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
         return process
 
     def forward(sig: int, _: FrameType | None) -> None:
@@ -118,7 +139,8 @@ def _supervise(settings: Settings) -> int:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        workers.extend(start_worker() for _ in range(settings.workers))
+        for _ in range(settings.workers):
+            workers.append(start_worker())
         log.info("workers_started", workers=settings.workers, port=settings.port)
         while any(p.is_alive() for p in workers):
             wait_for_sentinels([p.sentinel for p in workers], timeout=1.0)

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".data")
     database_url: SecretStr | None = None
+    migrate_on_start: bool = True  # `serve` applies pending expand migrations before serving
     db_pool_size: int = Field(default=8, ge=1, le=200)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
 

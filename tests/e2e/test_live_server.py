@@ -189,3 +189,35 @@ def test_cli_refuses_bad_input_with_exit_2(
     assert result.returncode == 2, result.stderr
     assert says.lower() in result.stderr.lower()
     assert "Traceback" not in result.stderr
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path, database_url: str) -> None:
+    server = start_server(tmp_path, {"DATABASE_URL": database_url}, workers=2)
+    children = [
+        stat.parent.name
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if _field(stat, 3) == str(server.process.pid)
+    ]
+    assert len(children) == 2
+    server.process.kill()  # SIGKILL: no chance to forward anything
+    server.process.wait(10)
+    deadline = time.monotonic() + 20
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid)]
+        time.sleep(0.2)
+    assert alive == [], "workers kept running after their supervisor was killed"
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{server.url}/health", timeout=2)
+
+
+def _field(stat: Path, index: int) -> str:
+    """A field of /proc/PID/stat (after the command name, which may contain spaces)."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[index - 2]
+    except (OSError, IndexError):
+        return ""
+
+
+def _state(pid: str) -> str:
+    return _field(Path(f"/proc/{pid}/stat"), 2) or "Z"
