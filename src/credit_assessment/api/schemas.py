@@ -60,32 +60,6 @@ class ReasonOut(BaseModel):
     description: str
 
 
-class AssessmentOut(BaseModel):
-    """A stored assessment."""
-
-    model_config = ConfigDict(title="Assessment")
-
-    id: UUID
-    clientId: UUID
-    loanAmount: float
-    loanTerm: int
-    decision: Literal["APPROVED", "DECLINED", "REFER", "COUNTER_OFFER"]
-    score: int
-    riskGrade: str
-    reasons: list[ReasonOut]
-    engine: str
-    modelVersion: str
-    policyVersion: str
-    offerAmount: float | None = None
-    monthlyInstalment: float | None = None
-    createdAt: datetime
-
-
-class AssessmentPage(BaseModel):
-    items: list[AssessmentOut]
-    nextCursor: str | None = None
-
-
 class EvaluationOut(BaseModel):
     """The decision the new engine would make now; nothing is stored."""
 
@@ -103,6 +77,20 @@ class EvaluationOut(BaseModel):
     policyVersion: str
     offerAmount: float | None = None
     monthlyInstalment: float | None = None
+
+
+class AssessmentOut(EvaluationOut):
+    """A stored assessment: the decision, which engine made it, its id and time."""
+
+    model_config = ConfigDict(title="Assessment")
+
+    id: UUID
+    createdAt: datetime
+
+
+class AssessmentPage(BaseModel):
+    items: list[AssessmentOut]
+    nextCursor: str | None = None
 
 
 def evaluation_json(request: AssessmentInput, decision: Decision) -> dict[str, Any]:
