@@ -159,6 +159,13 @@ def _quantile(q: str, by: str) -> str:
     )
 
 
+def _engine_quantile(q: str) -> str:
+    return (
+        f"histogram_quantile({q}, sum by (engine, le) "
+        f"(rate(credit_assessment_decision_duration_seconds_bucket{{{SERVICE}}}[$__rate_interval])))"
+    )
+
+
 def service_overview() -> dashboard.Dashboard:
     requests = f"credit_assessment_http_request_duration_seconds_count{{{SERVICE}, {API}, {SLOT}}}"
     return (
@@ -264,9 +271,20 @@ def service_overview() -> dashboard.Dashboard:
                     ("vector(0.5)", "p99 SLO"),
                 ],
                 unit="s",
+                description="Whole requests as the API answered them, per slot.",
+            )
+        )
+        .with_panel(
+            series(
+                "Decision latency by engine",
+                [
+                    (_engine_quantile("0.5"), "p50 {{engine}}"),
+                    (_engine_quantile("0.99"), "p99 {{engine}}"),
+                ],
+                unit="s",
                 description=(
-                    "The request histogram has no engine label: compare engines by slot "
-                    "(each slot runs one build) and with the decisions by engine."
+                    "Time to decide one application: the legacy system's answer time, or the "
+                    "new engine's (credit_assessment_decision_duration_seconds)."
                 ),
             )
         )

@@ -46,6 +46,7 @@ DASHBOARDS_DIR = MONITORING / "grafana" / "dashboards"
 
 START_TIMEOUT_S = 20.0
 HISTOGRAM = "credit_assessment_http_request_duration_seconds"
+DECISION_HISTOGRAM = "credit_assessment_decision_duration_seconds"
 SHADOW = "credit_assessment_shadow_comparisons_total"
 STARTED = "golive_stage_started_timestamp_seconds"
 DEADLINE = "golive_stage_deadline_timestamp_seconds"
@@ -245,6 +246,14 @@ class StandInExporter(_Server):
                 lines.append(f'{HISTOGRAM}_bucket{{{labels},le="{le}"}} {count * share:.3f}')
             lines.append(f"{HISTOGRAM}_sum{{{labels}}} {count * 0.04:.3f}")
             lines.append(f"{HISTOGRAM}_count{{{labels}}} {count:.3f}")
+        lines.append(f"# TYPE {DECISION_HISTOGRAM} histogram")
+        for engine, rate in (("new", 1.0), ("legacy", 9.0)):
+            count = rate * t
+            for le, share in buckets:
+                bucket = f'{DECISION_HISTOGRAM}_bucket{{engine="{engine}",le="{le}"}}'
+                lines.append(f"{bucket} {count * share:.3f}")
+            lines.append(f'{DECISION_HISTOGRAM}_sum{{engine="{engine}"}} {count * 0.02:.3f}')
+            lines.append(f'{DECISION_HISTOGRAM}_count{{engine="{engine}"}} {count:.3f}')
         lines += [
             "# TYPE credit_assessment_http_requests_in_flight gauge",
             "credit_assessment_http_requests_in_flight 3",
