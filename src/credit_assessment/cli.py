@@ -85,7 +85,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
         write_reports(args.bureau_file, args.clients)
         print(f"wrote the bureau's reports for {args.clients} clients to {args.bureau_file}")
     settings = _database_url(load_settings())
-    _migrate(settings)
+    if settings.migrate_on_start:
+        _migrate(settings)
     assert settings.database_url is not None
     engine = sa.create_engine(sync_url(settings.database_url.get_secret_value()))
     try:

@@ -69,7 +69,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".data")
     database_url: SecretStr | None = None
-    migrate_on_start: bool = True  # `serve` applies pending expand migrations before serving
+    migrate_on_start: bool = True  # `serve` and `seed` apply pending expand migrations first
+    # Readiness judges the schema against this revision instead of the code's newest one: a
+    # slot playing the previous release in a rehearsal (its schema predates this code's).
+    expected_schema_revision: str | None = None
     db_pool_size: int = Field(default=8, ge=1, le=200)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
 

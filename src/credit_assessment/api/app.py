@@ -211,7 +211,7 @@ async def _open_runtime(
         directory=directory,
         writer=writer,
         assessor=Assessor(directory, writer, decide, MetricEvents(metrics), routing, bureau),
-        expected_revision=head_revision(),
+        expected_revision=settings.expected_schema_revision or head_revision(),
         migration_chain=migration_chain(),
         model_error=model_error,
         lifecycle=lifecycle,

@@ -115,3 +115,20 @@ async def test_ready_names_the_failing_checks(postgres, tmp_path: Path) -> None:
         assert (await client.get("/health")).status_code == 200
     assert r.status_code == 503
     assert r.json()["checks"]["database"].startswith("unreachable")
+
+
+async def test_a_slot_can_stand_in_for_the_previous_release(postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from credit_assessment.store import schema
+
+    url = postgres.create(f"v1_{uuid.uuid4().hex[:8]}", template=None)
+    schema.upgrade(url, revision="0001")
+    current = create_app(make_settings(tmp_path, url))
+    previous = create_app(make_settings(tmp_path, url, expected_schema_revision="0001"))
+    async with running(current) as client:
+        assert (await client.get("/ready")).status_code == 503  # this code needs the expand head
+    async with running(previous) as client:
+        assert (await client.get("/ready")).status_code == 200
+    schema.upgrade(url, phase="expand")
+    previous = create_app(make_settings(tmp_path, url, expected_schema_revision="0001"))
+    async with running(previous) as client:
+        assert (await client.get("/ready")).status_code == 200  # expanded ahead: still compatible
