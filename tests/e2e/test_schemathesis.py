@@ -57,6 +57,11 @@ def _run(url: str, token: str, seed: int, report_dir: Path) -> tuple[int, int, s
         check=False,
     )
     output = result.stdout + result.stderr
+    if result.returncode != 0 and "= FAILURES =" not in output and "Runtime Error" in output:
+        # The tool itself crashed (seen: CPython's "AST constructor recursion depth mismatch"
+        # inside its generator) without finding anything in our API: this seed counts nothing.
+        print(f"schemathesis crashed internally with seed {seed}; trying the next seed")
+        return 0, 0, output
     assert result.returncode == 0, output[-6000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", output)
     assert counts, output[-3000:]
