@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from credit_assessment.domain import Application, Decision, Outcome, Reason
 
@@ -32,6 +35,28 @@ class Faults:
     delay_ms: float = 0.0  # added to every new-engine decision
     flip_term_over: int | None = None  # flip decisions for terms longer than this
     rng: random.Random = dataclasses.field(default_factory=lambda: random.Random(7))
+
+    def set(self, error_rate: float, delay_ms: float, flip_term_over: int | None) -> None:
+        self.error_rate, self.delay_ms, self.flip_term_over = error_rate, delay_ms, flip_term_over
+
+    def share(self, path: Path) -> None:
+        """Write the switches where every worker of this instance picks them up."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.document()), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def follow(self, path: Path) -> None:
+        """Take the switches another worker shared (missing or unreadable file: no change)."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            self.set(
+                float(document["errorRate"]),
+                float(document["delayMs"]),
+                None if document["flipTermOver"] is None else int(document["flipTermOver"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return
 
     def document(self) -> dict[str, object]:
         return {

@@ -237,6 +237,25 @@ def _add_smoke(commands: Subcommands) -> None:
     smoke.set_defaults(handler=_smoke)
 
 
+def _db_handler(args: argparse.Namespace) -> None:
+    code = args.func(args)
+    if code:
+        raise SystemExit(code)
+
+
+def _add_db(commands: Subcommands) -> None:
+    from golive.database.cli import add_db_commands  # lazily: psycopg only for `golive db`
+
+    add_db_commands(commands)
+    commands.choices["db"].set_defaults(handler=_db_handler)  # each sets func -> exit code
+
+
+def _add_validate(commands: Subcommands) -> None:
+    from golive.validation.command import add_validate_command
+
+    add_validate_command(commands)
+
+
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_secrets,
     _add_plan,
@@ -246,6 +265,8 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_environment,
     _add_control,
     _add_smoke,
+    _add_db,
+    _add_validate,
 )
 
 

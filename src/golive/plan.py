@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from golive.errors import PlanError
+from golive.validation.config import ValidationConfig
 
 SlotName = Literal["blue", "green"]
 SLOT_NAMES: tuple[SlotName, SlotName] = ("blue", "green")
@@ -147,6 +148,21 @@ class Traffic(_Strict):
     flag_provider: str | None = None
     flag_key: str = "new-credit-assessment-enabled"
     stages: list[Stage] = Field(default_factory=list)
+    # Every interval_s the stage's window is measured and judged (docs/analysis.md).
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 60
+    # How long every serving instance may take to report a new weight.
+    verify_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30
+    # The gates of golive.analysis (Gates.from_mapping): error_rate, latency, mismatch, bureau,
+    # limits. An absent gate keeps its defaults; null turns it off.
+    analysis: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("analysis")
+    @classmethod
+    def _gates(cls, analysis: dict[str, Any]) -> dict[str, Any]:
+        from golive.analysis import Gates as AnalysisGates
+
+        AnalysisGates.from_mapping(analysis)  # raises ValueError naming a bad field
+        return analysis
 
     @field_validator("stages")
     @classmethod
@@ -198,11 +214,23 @@ class Rehearsal(_Strict):
 
     clients: Annotated[int, Field(ge=1, le=100_000)] = 2000
     background_rate_per_s: Annotated[float, Field(gt=0, le=2000)] = 250
+    # Start Prometheus (and Alertmanager) on loopback when installed, scraping both slots.
+    monitoring: bool = True
 
 
 class Monitoring(_Strict):
     prometheus_url: str | None = None
     grafana_url: str | None = None
+    alertmanager_url: str | None = None
+
+
+class PlanValidation(ValidationConfig):
+    """The ``validate`` step: the validation config (docs/validation.md) plus whether it gates."""
+
+    # True: a failed validation (flagged segment or anomaly, or an unexplained mismatch whose
+    # lower bound is above gate_tolerance) fails the go-live. False: reported only.
+    gate: bool = False
+    gate_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
 class Plan(_Strict):
@@ -223,6 +251,7 @@ class Plan(_Strict):
     maintenance_window: MaintenanceWindow
     monitoring: Monitoring = Monitoring()
     rehearsal: Rehearsal = Rehearsal()
+    validation: PlanValidation = PlanValidation()
     _source: Path = PrivateAttr(default=Path("<plan>"))
 
     @property

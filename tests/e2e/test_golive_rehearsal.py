@@ -40,7 +40,10 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
     assert switches == ["green", "blue", "green"]  # the switch, and the rehearsed way back
     assert [w["failed"] for w in load["switch_windows"]] == [0, 0, 0]
     assert all(w["requests"] > 0 for w in load["switch_windows"])
-    assert {"blue/new", "green/new"} <= set(load["by_tag"])
+    # All flags start disabled (every client on legacy); the stages move them to the new engine.
+    assert {"blue/legacy", "green/new"} <= set(load["by_tag"])
+    stages = {e["step"]: e["figures"] for e in events if e["event"] == "step_finished"}
+    assert [stages[f"traffic-{w}"]["verdict"] for w in (10, 50, 100)] == ["PASS"] * 3
     assert next(e for e in events if e["event"] == "run_finished")["outcome"] == "succeeded"
 
     report = (run_dir / "report.md").read_text(encoding="utf-8")

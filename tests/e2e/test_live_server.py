@@ -221,3 +221,26 @@ def _field(stat: Path, index: int) -> str:
 
 def _state(pid: str) -> str:
     return _field(Path(f"/proc/{pid}/stat"), 2) or "Z"
+
+
+def test_fault_switches_reach_every_worker(tmp_path: Path, database_url: str, token: str) -> None:
+    server = start_server(
+        tmp_path, {"DATABASE_URL": database_url, "REHEARSAL_FAULTS": "true"}, workers=2
+    )
+    try:
+        switched = httpx.post(f"{server.url}/rehearsal/faults", json={"errorRate": 1.0}, timeout=5)
+        assert switched.status_code == 200
+        time.sleep(1.0)  # workers follow the shared switches within a poll interval
+        limits = httpx.Limits(max_keepalive_connections=0)  # new connections: both workers answer
+        with httpx.Client(base_url=server.url, timeout=5, limits=limits) as client:
+            statuses = {
+                client.post(
+                    "/api/v1/assessment", json=BODY, headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+                for _ in range(30)
+            }
+            views = {client.get("/rehearsal/faults").json()["errorRate"] for _ in range(20)}
+        assert statuses == {500}
+        assert views == {1.0}
+    finally:
+        server.stop()

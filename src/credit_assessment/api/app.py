@@ -6,11 +6,14 @@ sends ``POST /api/v1/assessment`` to the hot endpoint and everything else to Fas
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -55,6 +58,7 @@ from credit_assessment.telemetry.metrics import Metrics
 
 log = structlog.get_logger()
 
+FAULT_POLL_S = 0.2
 _NOT_STORED = Problem(
     500, "internal-error", "Internal error", "The assessment failed; it was not stored"
 )
@@ -220,10 +224,32 @@ async def _open_runtime(
     await writer.start()
     if routing is not None:
         routing.flag.start()
+    if settings.rehearsal_faults:
+        path = _faults_file(settings)
+        path.unlink(missing_ok=True)  # a restart starts without faults
+        runtime.tasks.append(asyncio.create_task(_follow_faults(runtime.assessor.faults, path)))
     return runtime
 
 
+def _faults_file(settings: Settings) -> Path:
+    return settings.data_dir / "rehearsal-faults.json"
+
+
+async def _follow_faults(faults: Any, path: Path) -> None:
+    """Every worker picks up the fault switches any one of them was given."""
+    mtime = None
+    while True:
+        await asyncio.sleep(FAULT_POLL_S)
+        with contextlib.suppress(OSError):
+            current = (await asyncio.to_thread(path.stat)).st_mtime_ns
+            if current != mtime:
+                mtime = current
+                await asyncio.to_thread(faults.follow, path)
+
+
 async def _close_runtime(runtime: Runtime, close_database: bool) -> None:
+    for task in runtime.tasks:
+        task.cancel()
     await runtime.writer.stop()
     await runtime.assessor.bureau.aclose()
     routing = runtime.assessor.routing
@@ -277,7 +303,7 @@ def create_app(
     _install_error_handlers(api)
     api.include_router(build_router(verifier, metrics, settings.page_size_max))
     if settings.rehearsal_faults:
-        api.include_router(build_fault_router())
+        api.include_router(build_fault_router(_faults_file(settings)))
     base_openapi = api.openapi
 
     def openapi() -> dict[str, Any]:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -186,8 +187,10 @@ class FaultSwitches(BaseModel):
     flipTermOver: int | None = Field(default=None, ge=0)
 
 
-def build_fault_router() -> APIRouter:
-    """``/rehearsal/faults``: switch injected faults of the new engine (rehearsals only)."""
+def build_fault_router(shared: Path) -> APIRouter:
+    """``/rehearsal/faults``: switch injected faults of the new engine (rehearsals only).
+
+    The switches are written to ``shared``, which every worker of the instance follows."""
     router = APIRouter(include_in_schema=False)
 
     def loopback(request: Request) -> Runtime:
@@ -206,9 +209,8 @@ def build_fault_router() -> APIRouter:
     @router.post("/rehearsal/faults")
     async def set_faults(request: Request, switches: FaultSwitches) -> Response:
         faults = loopback(request).assessor.faults
-        faults.error_rate = switches.errorRate
-        faults.delay_ms = switches.delayMs
-        faults.flip_term_over = switches.flipTermOver
+        faults.set(switches.errorRate, switches.delayMs, switches.flipTermOver)
+        faults.share(shared)
         return _json(faults.document())
 
     return router

@@ -31,5 +31,6 @@ class Runtime:
     model_error: str | None = None
     flag: TrafficFlag | None = None
     migration_chain: Sequence[Migration] = ()
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     ready_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -8,14 +8,16 @@ to fail over to the new engine.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import httpx
+import orjson
 
 from credit_assessment.domain import Application, Outcome, Reason
+from credit_assessment.routing.http1 import Http1Pool, HttpError
 
 OUTCOMES = {
     "APPROVE": Outcome.APPROVED,
@@ -62,41 +64,37 @@ class LegacyClient:
     def __init__(self, base_url: str, path: str, token: str | None, timeout_s: float) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._path = path
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        self._timeout_s = timeout_s
+        self._http = Http1Pool(base_url, headers)
 
     async def evaluate(self, application: Application) -> LegacyDecision:
-        body = {
-            "client_id": str(application.client_id),
-            "amount": float(application.loan_amount),
-            "term_months": application.loan_term_months,
-        }
+        body = orjson.dumps(
+            {
+                "client_id": str(application.client_id),
+                "amount": float(application.loan_amount),
+                "term_months": application.loan_term_months,
+            }
+        )
         started = time.perf_counter()
         try:
-            response = await self._http.post(self._path, json=body)
-        except httpx.TimeoutException as exc:
+            answer = await asyncio.wait_for(self._http.post_json(self._path, body), self._timeout_s)
+        except TimeoutError as exc:
             raise LegacyUnavailable("timeout", "the legacy system did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise LegacyUnavailable(
-                "error", f"the legacy system is unreachable ({type(exc).__name__})"
-            ) from exc
+        except HttpError as exc:
+            raise LegacyUnavailable("error", f"the legacy system is unreachable ({exc})") from exc
         latency = time.perf_counter() - started
-        if response.status_code != 200:
-            raise LegacyUnavailable("error", f"the legacy system answered {response.status_code}")
+        if answer.status != 200:
+            raise LegacyUnavailable("error", f"the legacy system answered {answer.status}")
         try:
-            document = response.json()
-        except ValueError as exc:
+            document = orjson.loads(answer.body)
+        except orjson.JSONDecodeError as exc:
             raise LegacyUnavailable(
                 "error", "the legacy system answered with invalid JSON"
             ) from exc
         return parse_legacy(document, latency)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
 
 def client_key(client_id: UUID) -> str:

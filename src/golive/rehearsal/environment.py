@@ -13,6 +13,7 @@ import subprocess
 from golive.errors import GoLiveError, UsageError
 from golive.journal import RunLock
 from golive.plan import Plan
+from golive.rehearsal import emulators
 from golive.steps import Observer, QuietObserver
 from golive.targets.local import LocalTarget, service_cli
 
@@ -27,8 +28,14 @@ def local_target(plan: Plan) -> LocalTarget:
 
 
 def seed(target: LocalTarget, clients: int) -> str:
+    """Seed the clients, and write the legacy and bureau emulators' data files for them."""
+    legacy_file, bureau_file = emulators.data_files(target.home)
+    legacy_file.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [service_cli(), "seed", "--clients", str(clients)],
+        [
+            *(service_cli(), "seed", "--clients", str(clients)),
+            *("--legacy-file", str(legacy_file), "--bureau-file", str(bureau_file)),
+        ],
         env={**os.environ, **target.service_env()},
         capture_output=True,
         text=True,
@@ -49,12 +56,27 @@ def up(plan: Plan, observer: Observer | None = None) -> LocalTarget:
         url = target.start_database()
         say(f"database: {url.split('?')[0]}")
         say(seed(target, plan.rehearsal.clients))
+        urls = emulators.start(target.home)
+        say(f"legacy system on {urls['legacy']}, credit bureau on {urls['bureau']} (emulators)")
         target.deploy("blue")
         waited = target.wait_ready("blue", plan.deploy.ready_timeout_s)
         say(f"blue {plan.slots.blue.version} ready on {target.slot_url('blue')} in {waited:.1f}s")
         target.start_router(active="blue")
         say(f"router (HAProxy) on {target.service_url()} -> blue")
+        if plan.rehearsal.monitoring:
+            say(start_monitoring(plan, target))
     return target
+
+
+def start_monitoring(plan: Plan, target: LocalTarget) -> str:
+    """Prometheus (and Alertmanager) scraping both slots, when installed; what happened."""
+    from golive.rehearsal import prometheus
+
+    record = prometheus.start(plan, target.home, target.record_monitoring)
+    if "skipped" in record:
+        return f"monitoring: skipped: {record['skipped']}"
+    alertmanager = record.get("alertmanager", {}).get("url") or record["alertmanager_skipped"]
+    return f"monitoring: Prometheus on {record['prometheus']['url']}, Alertmanager {alertmanager}"
 
 
 def down(plan: Plan) -> list[str]:

@@ -17,6 +17,8 @@ from typing import Any
 from golive import journal as j
 from golive.journal import Journal, RunState
 from golive.plan import Plan
+from golive.report import verification_sections
+from golive.report.traffic_section import render_traffic
 
 OUTCOME_TEXT = {
     "succeeded": "**Succeeded** — the release serves all traffic",
@@ -231,8 +233,12 @@ def render(journal: Journal, plan: Plan) -> str:
     lines += _switches(state)
     lines += _load(events)
     lines += _smoke(state)
+    lines += verification_sections.database(state)
     lines += _performance(state, plan)
     lines += _gates(events)
+    lines += render_traffic(events)
+    lines += verification_sections.monitoring(state)
+    lines += verification_sections.validation(state)
     lines += _rollback(state, events)
     lines += [f"_Rendered from `{journal.path}`._", ""]
     return "\n".join(lines)

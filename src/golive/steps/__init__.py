@@ -154,10 +154,10 @@ class Step(Protocol):
 
 def build_steps(plan: Plan) -> list[Step]:
     """The go-live, in order."""
-    from golive.steps.backup import Backup
+    from golive.steps.backup import Backup, VerifyBackup
     from golive.steps.deploy import DeployGreen, WaitGreenReady
     from golive.steps.hold import Hold
-    from golive.steps.migrate import Migrate
+    from golive.steps.migrate import CloneTest, Migrate, VerifyDatabase
     from golive.steps.monitoring import VerifyMonitoring
     from golive.steps.performance import PerformanceGreen
     from golive.steps.preflight import Preflight
@@ -165,11 +165,15 @@ def build_steps(plan: Plan) -> list[Step]:
     from golive.steps.shift import TrafficStage
     from golive.steps.smoke import SmokeGreen
     from golive.steps.switch import RollbackDrill, SwitchToGreen, VerifySwitch
+    from golive.steps.validate import Validate
 
     steps: list[Step] = [
         Preflight(),
         Backup(),
+        VerifyBackup(),
+        CloneTest(),
         Migrate(),
+        VerifyDatabase(),
         DeployGreen(),
         WaitGreenReady(),
         SmokeGreen(),
@@ -184,5 +188,5 @@ def build_steps(plan: Plan) -> list[Step]:
     for stage in plan.traffic.stages:
         steps.append(TrafficStage(stage, previous))
         previous = stage.weight
-    steps += [Hold(), RetireBlue()]
+    steps += [Hold(), Validate(), RetireBlue()]
     return steps

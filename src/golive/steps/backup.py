@@ -1,82 +1,50 @@
-"""Backup: ``pg_dump -Fc`` of the database before anything changes it.
+"""Backup, then prove it: ``pg_dump -Fc`` of the database before anything changes it, restored
+into a scratch database and compared table by table.
 
-The dump's size and SHA-256 go into the journal, and ``pg_restore --list`` must read it back
-(a dump that cannot be listed is not a backup). The later database issue replaces this step
-with a verified backup restored into a clone; it stays a module of its own for that.
+``backup`` dumps from an exported snapshot and fingerprints every table inside the same
+transaction (``golive.database.backup``); size, SHA-256 and the fingerprint go into the journal
+(``BackupResult.to_dict()``), so ``verify-backup`` — and a resumed run — read the backup back
+from the journal alone. ``verify-backup`` checks the file against its SHA-256, restores it into
+``golive_verify_<time>`` and compares row counts and checksums per table: a corrupt or
+truncated backup stops the go-live before the schema is touched. Neither step has anything to
+undo: the backup is kept, it is the way back for the data (``golive db restore``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import time
-from datetime import UTC, datetime
-from pathlib import Path
-
+from golive.database.backup import BackupResult, backup, verify_backup
+from golive.database.postgres import PgTools
 from golive.errors import GoLiveError
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
-from golive.targets.local import pg_bin
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def journaled_backup(ctx: StepContext) -> BackupResult:
+    """The backup the ``backup`` step of this run recorded."""
+    figures = ctx.figures("backup")
+    if not figures.get("sha256"):
+        raise GoLiveError("no backup recorded in this run's journal", hint="run the backup step")
+    return BackupResult.from_dict(figures)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
 
 
 class Backup:
     name = "backup"
-    title = "Back up the database (pg_dump -Fc, size and SHA-256 journaled)"
+    title = "Back up the database (pg_dump -Fc; size, SHA-256 and per-table fingerprint)"
 
     def run(self, ctx: StepContext) -> StepResult:
-        plan = ctx.plan
-        backup_dir = plan.database.backup_dir.resolve()
-        backup_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
-        path = backup_dir / f"backup_{plan.database.name}_{stamp}.dump"
-        started = time.monotonic()
-        dump = subprocess.run(  # noqa: S603 - fixed argv
-            [
-                pg_bin("pg_dump"),
-                "-Fc",
-                "--no-owner",
-                "-d",
-                ctx.target.database_url(),
-                "-f",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=3600,
-        )
-        if dump.returncode != 0:
-            path.unlink(missing_ok=True)
-            raise GoLiveError(f"pg_dump failed: {dump.stderr.strip()[-800:]}")
-        listing = subprocess.run(  # noqa: S603
-            [pg_bin("pg_restore"), "--list", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        entries = [line for line in listing.stdout.splitlines() if line and line[0].isdigit()]
-        if listing.returncode != 0 or not entries:
-            raise GoLiveError(f"the backup {path} cannot be read back: {listing.stderr.strip()}")
-        size = path.stat().st_size
-        digest = sha256_of(path)
+        url = ctx.target.database_url()
+        directory = ctx.plan.database.backup_dir.resolve()
+        result = backup(url, directory, PgTools())
+        figures = {**result.to_dict(), "bytes": result.size_bytes}
         return StepResult(
-            f"{path.name}: {size / 1e6:.2f} MB, sha256 {digest[:12]}…, {len(entries)} entries",
-            {
-                "path": str(path),
-                "bytes": size,
-                "sha256": digest,
-                "toc_entries": len(entries),
-                "seconds": round(time.monotonic() - started, 2),
-            },
+            f"{result.path.name}: {_mb(result.size_bytes)}, sha256 {result.sha256[:12]}…, "
+            f"{len(result.source.tables)} tables, {result.source.total_rows} rows, "
+            f"dumped in {result.duration_s:.1f} s",
+            figures,
         )
 
     def undo(self, ctx: StepContext) -> str | None:
@@ -86,14 +54,47 @@ class Backup:
         return 15 if plan.target.kind == "local" else 600
 
     def manual(self, plan: Plan) -> list[str]:
+        directory = plan.database.backup_dir
+        dump = f"{directory}/{plan.database.name}-$(date -u +%Y%m%dT%H%M%SZ).dump"
         if plan.target.kind == "kubernetes":
             return [
                 "kubectl exec credit-assessment-db-1 -c postgres -- \\\n"
-                "  pg_dump -Fc creditassessment > backup_$(date +%Y%m%d_%H%M%S).dump",
-                "sha256sum backup_*.dump && pg_restore --list backup_*.dump | head",
+                f"  pg_dump -Fc creditassessment > {dump}",
+                f"sha256sum {directory}/*.dump",
+                "# or, from a machine that reaches the database:",
+                f"golive db backup --dir {directory} --no-verify",
             ]
         return [
-            f'pg_dump -Fc -d "$DATABASE_URL" '
-            f"-f {plan.database.backup_dir}/backup_$(date +%Y%m%d_%H%M%S).dump",
-            f"sha256sum {plan.database.backup_dir}/backup_*.dump",
+            f'pg_dump -Fc --dbname="$DATABASE_URL" -f {dump}',
+            f"sha256sum {directory}/*.dump",
+            f"# both at once, with the manifest: golive db backup --dir {directory} --no-verify",
+        ]
+
+
+class VerifyBackup:
+    name = "verify-backup"
+    title = "Verify the backup: SHA-256, restore into a scratch database, compare every table"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        result = journaled_backup(ctx)
+        verified = verify_backup(result, server_url=ctx.target.database_url(), tools=PgTools())
+        return StepResult(
+            f"{result.path.name} restored in {verified.restore_s:.1f} s: {verified.tables} "
+            f"tables, {verified.rows} rows — counts and checksums equal the source",
+            {**verified.to_dict(), "path": str(result.path), "sha256": result.sha256},
+        )
+
+    def undo(self, ctx: StepContext) -> str | None:
+        return None  # the scratch database is dropped by the verification itself
+
+    def expected_s(self, plan: Plan) -> float:
+        return 15 if plan.target.kind == "local" else 900
+
+    def manual(self, plan: Plan) -> list[str]:
+        return [
+            f"golive db verify {plan.database.backup_dir}/<file>.dump",
+            "# = sha256sum -c; createdb verify_scratch; "
+            "pg_restore --no-owner --exit-on-error -d verify_scratch <file>.dump;",
+            "#   compare count(*) and the md5 checksum of every table on both sides; "
+            "dropdb verify_scratch",
         ]

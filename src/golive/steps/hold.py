@@ -36,7 +36,7 @@ def _scrape(ctx: StepContext) -> HistogramSnapshot:
     return parse_histogram(response.text)
 
 
-def _elapsed_since_first_start(ctx: StepContext, step: str) -> float:
+def elapsed_since_first_start(ctx: StepContext, step: str) -> float:
     record = ctx.state.steps.get(step)
     if record is None or record.attempts <= 1:
         return 0.0
@@ -48,7 +48,7 @@ def _elapsed_since_first_start(ctx: StepContext, step: str) -> float:
 
 def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str, Any]:
     """Dwell ``seconds`` (less what a previous attempt already did), judging gates."""
-    remaining = max(0.0, seconds - _elapsed_since_first_start(ctx, step))
+    remaining = max(0.0, seconds - elapsed_since_first_start(ctx, step))
     if remaining < seconds:
         ctx.journal.append(j.NOTE, step=step, text=f"resumed dwell: {remaining:.0f}s left")
     base = _scrape(ctx)

@@ -1,37 +1,128 @@
-"""Verify monitoring is live (targets up, rules loaded, no critical alert, fresh samples).
+"""Verify monitoring is live: every slot an ``up`` target, rules loaded, no critical alert
+firing, fresh samples of ``credit_assessments_total`` after a test request, Alertmanager
+reachable.
 
-Uses golive.monitoring when the plan names a Prometheus URL; otherwise the step says plainly
-that none is configured and is skipped.
+Prometheus is the plan's ``monitoring.prometheus_url``, else the one the rehearsal started
+(``LocalTarget.monitoring()``). Without either the step says plainly why it is skipped —
+``skipped: prometheus not installed (apt-get install prometheus)`` when the rehearsal found no
+binary — and does not fail. Every finding goes into the journal and the report.
 """
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import httpx
+
 from golive.errors import GoLiveError
+from golive.monitoring import Expectations, Finding, PrometheusMonitoring, failures
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
+
+FLOW_TIMEOUT_S = 20.0
+FLOW_QUERY = 'sum(credit_assessments_total{job="credit-assessment",slot="%s"})'
+
+
+def _urls(ctx: StepContext) -> tuple[str | None, str | None, str | None]:
+    """(prometheus, alertmanager, why skipped)."""
+    configured = ctx.plan.monitoring
+    if configured.prometheus_url:
+        return configured.prometheus_url, configured.alertmanager_url, None
+    started: dict[str, Any] = {}
+    reader = getattr(ctx.target, "monitoring", None)
+    if callable(reader):
+        started = reader()
+    if started.get("skipped"):
+        return None, None, f"skipped: {started['skipped']}"
+    prometheus = (started.get("prometheus") or {}).get("url")
+    if not prometheus:
+        return None, None, "skipped: no Prometheus configured (plan: monitoring.prometheus_url)"
+    return prometheus, (started.get("alertmanager") or {}).get("url"), None
+
+
+def _counter(prometheus: PrometheusMonitoring, slot: str) -> float | None:
+    body = prometheus.query(FLOW_QUERY % slot)
+    result = body.get("data", {}).get("result", []) if body.get("status") == "success" else []
+    return float(result[0]["value"][1]) if result else None
+
+
+def check_flow(ctx: StepContext, prometheus: PrometheusMonitoring, slot: str) -> Finding:
+    """One assessment straight to ``slot``; Prometheus must see its counter grow."""
+    name = f"samples/flow/{slot}"
+    before = _counter(prometheus, slot) or 0.0
+    smoke = ctx.plan.smoke
+    try:
+        response = httpx.post(
+            ctx.target.slot_url(slot) + "/api/v1/assessment",  # type: ignore[arg-type]
+            json={
+                "clientId": smoke.client_id,
+                "loanAmount": smoke.loan_amount,
+                "loanTerm": smoke.loan_term,
+            },
+            headers={"Authorization": f"Bearer {ctx.token()}"},
+            timeout=smoke.timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        return Finding(name, False, f"test request to {slot} failed: {exc!r}")
+    if response.status_code >= 300:
+        return Finding(name, False, f"test request to {slot} answered {response.status_code}")
+    started = time.monotonic()
+    while time.monotonic() - started < FLOW_TIMEOUT_S:
+        after = _counter(prometheus, slot)
+        if after is not None and after > before:
+            return Finding(
+                name,
+                True,
+                f"test request scraped after {time.monotonic() - started:.1f} s "
+                f"(credit_assessments_total {before:g} -> {after:g})",
+            )
+        time.sleep(0.5)
+    return Finding(name, False, f"the test request was not scraped within {FLOW_TIMEOUT_S:g} s")
+
+
+def check_alertmanager(url: str | None) -> Finding:
+    if not url:
+        return Finding("alertmanager", True, "not configured: alert delivery not checked here")
+    try:
+        response = httpx.get(f"{url}/api/v2/status", timeout=5.0)
+    except httpx.HTTPError as exc:
+        return Finding("alertmanager", False, f"not reachable at {url}: {exc!r}")
+    if response.status_code != 200:
+        return Finding("alertmanager", False, f"{url} answered {response.status_code}")
+    version = response.json().get("versionInfo", {}).get("version", "?")
+    return Finding("alertmanager", True, f"reachable at {url} (version {version})")
 
 
 class VerifyMonitoring:
     name = "verify-monitoring"
-    title = "Verify monitoring: Prometheus targets, rules, alerts, fresh samples"
+    title = "Verify monitoring: Prometheus targets, rules, alerts, fresh samples, Alertmanager"
 
     def run(self, ctx: StepContext) -> StepResult:
-        url = ctx.plan.monitoring.prometheus_url
-        if not url:
-            return StepResult("no Prometheus configured in the plan, skipped", {"skipped": True})
-        from golive.monitoring import Expectations, PrometheusMonitoring, failures
-
+        url, alertmanager, skipped = _urls(ctx)
+        if url is None:
+            return StepResult(skipped or "skipped", {"skipped": True, "reason": skipped})
         with PrometheusMonitoring(url) as prometheus:
             findings = prometheus.verify(Expectations(fresh_slots=("green",)))
+            if not failures(findings[:1]):  # Prometheus answers: prove data flows end to end
+                findings.append(check_flow(ctx, prometheus, "green"))
+        findings.append(check_alertmanager(alertmanager))
         for finding in findings:
             ctx.observer.message(f"  {finding}")
+        figures = {
+            "prometheus_url": url,
+            "alertmanager_url": alertmanager,
+            "findings": [
+                {"check": f.check, "passed": f.passed, "detail": f.detail} for f in findings
+            ],
+        }
         failed = failures(findings)
         if failed:
-            raise GoLiveError("monitoring is not live: " + "; ".join(map(str, failed)))
-        return StepResult(
-            f"{len(findings)} monitoring checks passed",
-            {"findings": [str(f) for f in findings]},
-        )
+            raise GoLiveError(
+                "monitoring is not live: " + "; ".join(map(str, failed)),
+                hint=f"Prometheus at {url}: /targets, /rules and /alerts show the same",
+            )
+        return StepResult(f"{len(findings)} monitoring checks passed ({url})", figures)
 
     def undo(self, ctx: StepContext) -> str | None:
         return None
@@ -41,9 +132,13 @@ class VerifyMonitoring:
 
     def manual(self, plan: Plan) -> list[str]:
         prom = plan.monitoring.prometheus_url or "$PROMETHEUS"
+        alertmanager = plan.monitoring.alertmanager_url or "$ALERTMANAGER"
         return [
             f"curl -s {prom}/api/v1/targets "
             "| jq '.data.activeTargets[] | {slot: .labels.slot, health}'",
+            f"curl -s {prom}/api/v1/rules | jq '.data.groups[].name'",
             f"curl -s {prom}/api/v1/alerts "
             "| jq '.data.alerts[] | select(.labels.severity==\"critical\")'",
+            f"curl -s '{prom}/api/v1/query?query=sum by (slot) (credit_assessments_total)'",
+            f"curl -s {alertmanager}/api/v2/status | jq .versionInfo",
         ]

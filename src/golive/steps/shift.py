@@ -1,22 +1,70 @@
-"""A traffic stage: raise the legacy-to-new flag to the stage's weight, verify, dwell, judge.
+"""A traffic stage: raise the legacy-to-new flag, verify it everywhere, dwell, judge, advance.
 
-The flag provider comes from ``golive.traffic`` (none is registered in this build: a plan with
-stages fails validation naming its provider). The weight is read back from every serving
-instance before the dwell; undo restores the previous stage's weight, verified the same way.
+1. The plan's flag provider (``golive.traffic``) sets the stage's weight; every serving
+   instance must report it back (``verify``) before the stage counts as started.
+2. A metric window opens on the serving slot (a direct scrape of its ``/metrics`` on the local
+   target; Prometheus on Kubernetes) and every ``traffic.interval_s`` the window so far is
+   judged by the gates of ``golive.analysis`` (error rate and latency of the new path vs
+   legacy, decision mismatch vs tolerance, bureau failures), folded into the stage verdict:
+
+   * **FAIL** — the flag goes straight back to 0% (verified), the reason with its figures is
+     journaled, and the run rolls back and exits non-zero;
+   * **PASS** once the dwell has passed — the next stage;
+   * **INCONCLUSIVE** — keep measuring; a gate past its ``inconclusive_limit`` pauses for a
+     person (as Argo Rollouts does); still not PASS at the stage deadline — rolled back: a
+     stage that cannot show it is healthy does not advance.
+
+At 100% nothing is left on legacy: the error and latency gates take their legacy side from the
+previous stage's window (journaled with its figures, so a resumed run has it too).
+Undo restores the previous stage's weight, verified the same way.
 """
 
 from __future__ import annotations
 
-from golive.plan import Plan, Stage
-from golive.steps import StepContext, StepResult
-from golive.steps.hold import dwell
-from golive.traffic import TrafficFlag, provider, verify_weight
+import contextlib
+import dataclasses
+import math
+import time
+from collections import Counter
+from typing import Any
+
+from golive import metrics
+from golive.analysis import Analysis, Gates, Histogram, ShadowCounts, StageVerdict, WindowMetrics
+from golive.analysis import judge_window as judge
+from golive.metrics import MetricSource, MetricSourceError
+from golive.plan import SLOT_NAMES, Plan, Stage
+from golive.steps import GateBreached, StepContext, StepResult
+from golive.steps.hold import TICK_S, elapsed_since_first_start
+from golive.traffic import TrafficFlag, create, verify_weight
+
+# Journal events of a traffic stage.
+TRAFFIC_SHIFTED = "traffic_shifted"
+STAGE_MEASURED = "stage_measured"
+TRAFFIC_ROLLED_BACK = "traffic_rolled_back"
 
 
 def flag_for(ctx: StepContext) -> TrafficFlag:
-    name = ctx.plan.traffic.flag_provider
-    assert name is not None  # the plan validates that stages name a provider
-    return provider(name)(ctx.plan, ctx.target)
+    return create(ctx.plan, ctx.target)
+
+
+def metric_source(ctx: StepContext) -> MetricSource:
+    """The serving slot's instances: scraped directly, or Prometheus off the local target."""
+    url = ctx.plan.monitoring.prometheus_url
+    if ctx.plan.target.kind != "local" and url:
+        active = ctx.target.router_state().active or "green"
+        return metrics.create("prometheus", url=url, selector=f'slot="{active}"')
+
+    def serving() -> list[str]:
+        active = ctx.target.router_state().active
+        return [ctx.target.slot_url(s) for s in SLOT_NAMES if s == active]
+
+    return metrics.create("scrape", instances=serving)
+
+
+def deadline_of(stage: Stage, interval_s: float) -> float:
+    if stage.deadline_s is not None:
+        return stage.deadline_s
+    return max(2 * stage.dwell_s, stage.dwell_s + 10 * interval_s)
 
 
 class TrafficStage:
@@ -27,22 +75,64 @@ class TrafficStage:
         self.title = f"Traffic stage: {stage.weight}% of legacy traffic to the new engine"
 
     def run(self, ctx: StepContext) -> StepResult:
+        weight = self.stage.weight
+        gates = Gates.from_mapping(ctx.plan.traffic.analysis)
         flag = flag_for(ctx)
-        flag.set_weight(self.stage.weight)
-        weights = verify_weight(flag, self.stage.weight)
-        ctx.observer.message(
-            f"  flag {flag.key} at {self.stage.weight}% on {len(weights)} instances"
+        began = time.monotonic()
+        flag.set_weight(weight)
+        weights = verify_weight(flag, weight, ctx.plan.traffic.verify_timeout_s)
+        verified_s = round(time.monotonic() - began, 3)
+        ctx.journal.append(
+            TRAFFIC_SHIFTED,
+            step=self.name,
+            weight=weight,
+            previous=self.previous_weight,
+            instances=weights,
+            verified_in_s=verified_s,
         )
-        figures = dwell(ctx, self.name, self.stage.dwell_s, ctx.plan.gates_for(self.stage))
-        figures.update({"weight": self.stage.weight, "instances": weights})
-        return StepResult(f"{self.stage.weight}% held {self.stage.dwell_s:g}s", figures)
+        ctx.observer.message(
+            f"  flag {flag.key} at {weight}% on {len(weights)} instance(s), verified in "
+            f"{verified_s:.2f}s"
+        )
+        tags_before = _load_tags(ctx)
+        watch = _Watch(ctx, self, gates, flag, _baseline(ctx, self.previous_weight))
+        verdict, measured = watch.run()
+        figures: dict[str, Any] = {
+            "weight": weight,
+            "instances": weights,
+            "verified_in_s": verified_s,
+            "verdict": str(verdict.verdict),
+            "reasons": list(verdict.reasons),
+            "evaluations": watch.evaluations,
+            "dwell_s": self.stage.dwell_s,
+            "dwelt_s": round(watch.waited, 1),
+            "engines": _engine_counts(tags_before, _load_tags(ctx)),
+            "window": window_json(measured) if measured is not None else None,
+        }
+        return StepResult(
+            f"{weight}% held {watch.waited:.0f}s, {watch.evaluations} judgements, "
+            f"{verdict.verdict}",
+            figures,
+        )
 
     def undo(self, ctx: StepContext) -> str | None:
         flag = flag_for(ctx)
-        if all(w == self.previous_weight for w in flag.read_weights().values()):
+        weights = flag.read_weights()
+        if weights and all(w <= self.previous_weight for w in weights.values()):
+            rolled = [
+                e
+                for e in ctx.journal.events()
+                if e["event"] == TRAFFIC_ROLLED_BACK and e.get("step") == self.name
+            ]
+            if rolled and rolled[-1].get("verified"):
+                return (
+                    f"flag {flag.key} {rolled[-1]['from']}% -> {rolled[-1]['to']}% by the failed "
+                    f"gate, verified on {len(rolled[-1]['instances'])} instance(s) "
+                    f"{rolled[-1]['after_fail_s']:.2f}s after the verdict"
+                )
             return None
         flag.set_weight(self.previous_weight)
-        verify_weight(flag, self.previous_weight)
+        verify_weight(flag, self.previous_weight, ctx.plan.traffic.verify_timeout_s)
         return f"flag {flag.key} back to {self.previous_weight}%"
 
     def expected_s(self, plan: Plan) -> float:
@@ -54,6 +144,220 @@ class TrafficStage:
             f"# set the `{key}` fractional weights to [{self.stage.weight}, "
             f"{100 - self.stage.weight}] (new, legacy)",
             f"kubectl -n {plan.target.namespace} edit configmap credit-assessment-flags",
-            f"# then watch error ratio and p99 for {self.stage.dwell_s / 3600:g} h "
-            "before the next stage",
+            "# wait until every pod's GET /flags reports the new flagSetVersion and weight",
+            f"# then judge error rate, latency and decision mismatch (new vs legacy) every "
+            f"{plan.traffic.interval_s:g}s for {self.stage.dwell_s / 3600:g} h before the next "
+            "stage; on a breach set the weights back to [0, 100]",
         ]
+
+
+class _Watch:
+    """The dwell of one stage: measure, judge, fold, decide."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        step: TrafficStage,
+        gates: Gates,
+        flag: TrafficFlag,
+        baseline: WindowMetrics | None,
+    ) -> None:
+        self.ctx, self.step, self.gates, self.flag, self.baseline = ctx, step, gates, flag, baseline
+        self.weight = step.stage.weight
+        self.interval_s = ctx.plan.traffic.interval_s
+        self.analysis = Analysis(gates.required(self.weight), gates.limits)
+        self.evaluations = 0
+        self.waited = elapsed_since_first_start(ctx, step.name)
+        self.shown: dict[str, Any] = {}
+
+    def run(self) -> tuple[StageVerdict, WindowMetrics | None]:
+        ctx, stage = self.ctx, self.step.stage
+        deadline_s = deadline_of(stage, self.interval_s)
+        source = metric_source(ctx)
+        window = source.open_window(self.step.name)
+        measured: WindowMetrics | None = None
+        next_look = self.interval_s
+        verdict = self.analysis.verdict()
+        while True:
+            tick = min(TICK_S, next_look)
+            before = ctx.clock.monotonic()
+            ctx.clock.sleep(tick)
+            if not ctx.checkpoint():  # a pause freezes the countdown
+                self.waited += ctx.clock.monotonic() - before
+            next_look -= ctx.clock.monotonic() - before
+            ctx.observer.dwell(self.step.name, max(0.0, stage.dwell_s - self.waited), self.shown)
+            if next_look > 0:
+                continue
+            next_look = self.interval_s
+            try:
+                measured = source.measure(window)
+                judged = judge(
+                    self.gates, measured, weight_percent=self.weight, baseline=self.baseline
+                )
+                self.analysis = self.analysis.record(*judged)
+            except MetricSourceError as exc:
+                self.analysis = self.analysis.record_error(exc.message)
+            verdict = self.analysis.verdict()
+            self.evaluations += 1
+            self._journal(verdict, measured)
+            if verdict.failed:
+                self._fail(verdict, "gate failed")
+            if verdict.inconclusive_limit_reached:
+                self._pause_for_a_person(verdict)
+            if verdict.passed and self.waited >= stage.dwell_s:
+                return verdict, measured
+            if self.waited >= deadline_s:
+                self._fail(verdict, f"deadline {deadline_s:g}s passed while {verdict.verdict}")
+
+    def _journal(self, verdict: StageVerdict, measured: WindowMetrics | None) -> None:
+        latest = {s.metric: s.last for s in verdict.metrics if s.last is not None}
+        gates = {
+            name: {"verdict": str(j.verdict), "reason": j.reason, "figures": _clean(j.figures)}
+            for name, j in latest.items()
+        }
+        counts = _window_counts(measured)
+        self.ctx.journal.append(
+            STAGE_MEASURED,
+            step=self.step.name,
+            weight=self.weight,
+            look=self.evaluations,
+            elapsed_s=round(self.waited, 2),
+            verdict=str(verdict.verdict),
+            reasons=list(verdict.reasons),
+            gates=gates,
+            counts=counts,
+        )
+        self.shown = {"verdict": str(verdict.verdict), **counts}
+        self.ctx.observer.dwell(
+            self.step.name, max(0.0, self.step.stage.dwell_s - self.waited), self.shown
+        )
+
+    def _pause_for_a_person(self, verdict: StageVerdict) -> None:
+        from golive import journal as j
+
+        self.ctx.journal.append(
+            j.NOTE,
+            step=self.step.name,
+            text="inconclusive limit reached: paused for a person; " + "; ".join(verdict.reasons),
+        )
+        self.ctx.control.write(pause=True)
+        self.ctx.checkpoint()
+
+    def _fail(self, verdict: StageVerdict, why: str) -> None:
+        failed_at = time.monotonic()
+        outcome = "flag could not be set back"
+        try:
+            self.flag.set_weight(0)
+            instances = verify_weight(self.flag, 0, self.ctx.plan.traffic.verify_timeout_s)
+            verified = True
+            outcome = f"traffic back to 0% on {len(instances)} instance(s)"
+        except Exception as exc:  # noqa: BLE001 - the runner's undo tries again; say so
+            instances, verified = {}, False
+            outcome = f"setting the flag back to 0% failed ({exc}); the rollback retries it"
+        after_s = round(time.monotonic() - failed_at, 3)
+        self.ctx.journal.append(
+            TRAFFIC_ROLLED_BACK,
+            step=self.step.name,
+            **{"from": self.weight, "to": 0},
+            why=why,
+            reasons=list(verdict.reasons),
+            instances=instances,
+            verified=verified,
+            after_fail_s=after_s,
+        )
+        raise GateBreached(
+            f"traffic stage {self.weight}%: {why}: " + "; ".join(verdict.reasons) + f"; {outcome}"
+        )
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def _load_tags(ctx: StepContext) -> Counter[str]:
+    if ctx.load is None:
+        return Counter()
+    for _ in range(5):  # the load's thread may be adding a tag right now
+        with contextlib.suppress(RuntimeError):
+            return Counter(dict(ctx.load.by_tag))
+    return Counter()
+
+
+def _engine_counts(before: Counter[str], after: Counter[str]) -> dict[str, Any]:
+    """Requests the background load saw decided by each engine during the stage."""
+    engines: Counter[str] = Counter()
+    for tag, count in (after - before).items():
+        engines[tag.split("/")[-1] if "/" in tag else tag] += count
+    total = engines.get("new", 0) + engines.get("legacy", 0)
+    return {
+        **dict(sorted(engines.items())),
+        "share_new": round(engines.get("new", 0) / total, 4) if total else None,
+    }
+
+
+def _window_counts(w: WindowMetrics | None) -> dict[str, Any]:
+    if w is None:
+        return {}
+    return {
+        "new": w.requests("new"),
+        "legacy": w.requests("legacy"),
+        "new_errors": w.errors.get("new", 0),
+        "legacy_errors": w.errors.get("legacy", 0),
+        "shadowed": sum(s.total for s in w.shadow.values()) // max(1, len(w.shadow)),
+    }
+
+
+def _clean(figures: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in figures.items():
+        if isinstance(value, float):
+            out[key] = None if math.isnan(value) else round(value, 6)
+        else:
+            out[key] = value
+    return out
+
+
+def window_json(w: WindowMetrics) -> dict[str, Any]:
+    """A window's counts for the journal (enough to judge against it again)."""
+    return {
+        "duration_s": round(w.duration_s, 3),
+        "decisions": dict(w.decisions),
+        "errors": dict(w.errors),
+        "latency": {
+            engine: [["+Inf" if math.isinf(le) else le, count] for le, count in h.buckets]
+            for engine, h in w.latency.items()
+        },
+        "shadow": {name: [s.match, s.mismatch] for name, s in w.shadow.items()},
+        "bureau_calls": dict(w.bureau_calls),
+        "legacy_calls": dict(w.legacy_calls),
+        "source": w.source,
+    }
+
+
+def window_from_json(data: dict[str, Any]) -> WindowMetrics:
+    return WindowMetrics(
+        duration_s=float(data.get("duration_s", 0.0)),
+        decisions={k: int(v) for k, v in data.get("decisions", {}).items()},
+        errors={k: int(v) for k, v in data.get("errors", {}).items()},
+        latency={
+            engine: Histogram.from_cumulative((float(le), float(c)) for le, c in buckets)
+            for engine, buckets in data.get("latency", {}).items()
+        },
+        shadow={k: ShadowCounts(int(m), int(x)) for k, (m, x) in data.get("shadow", {}).items()},
+        bureau_calls={k: int(v) for k, v in data.get("bureau_calls", {}).items()},
+        legacy_calls={k: int(v) for k, v in data.get("legacy_calls", {}).items()},
+        source=str(data.get("source", "")),
+    )
+
+
+def _baseline(ctx: StepContext, previous_weight: int) -> WindowMetrics | None:
+    """The previous stage's window, as its step journaled it (the legacy side at 100%)."""
+    if previous_weight <= 0:
+        return None
+    data = ctx.figures(f"traffic-{previous_weight}").get("window")
+    if not data:
+        return None
+    try:
+        baseline = window_from_json(data)
+    except (TypeError, ValueError):
+        return None
+    return dataclasses.replace(baseline, source=f"traffic-{previous_weight}")

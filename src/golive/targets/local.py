@@ -32,6 +32,7 @@ import httpx
 
 from golive.errors import TargetError, TargetUnreachableError
 from golive.plan import SLOT_NAMES, Plan, SlotName
+from golive.rehearsal import emulators
 from golive.targets import Check, RouterState, SlotStatus, SwitchResult
 from golive.targets.haproxy import RuntimeApi, find_haproxy, render_config
 from golive.targets.processes import ProcessRecord, spawn
@@ -168,6 +169,28 @@ class LocalTarget:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return {"JWT_SECRET_FILE": str(path)}
+
+    # --- monitoring (rehearsal: Prometheus and Alertmanager on loopback, golive/rehearsal) ----
+
+    def monitoring(self) -> dict[str, Any]:
+        """What the rehearsal started for monitoring: URLs and processes, or why it did not."""
+        return dict(self._load().get("monitoring") or {})
+
+    def record_monitoring(self, record: dict[str, Any]) -> None:
+        data = self._load()
+        data["monitoring"] = record
+        self._save(data)
+
+    def stop_monitoring(self) -> list[str]:
+        stopped = []
+        for name, entry in self.monitoring().items():
+            record = self._process(entry if isinstance(entry, dict) else None)
+            if record is not None and record.stop(timeout_s=10):
+                stopped.append(f"{name} (pid {record.pid})")
+        data = self._load()
+        data.pop("monitoring", None)
+        self._save(data)
+        return stopped
 
     def database_url(self) -> str:
         given = os.environ.get(self.plan.database.url_env)
@@ -308,8 +331,11 @@ class LocalTarget:
             "SHUTDOWN_DRAIN_S": str(self.plan.deploy.drain_s),
             "DATA_DIR": str(self.home / "slots" / slot),
             "LOG_REQUESTS": "false",
+            **emulators.slot_env(self.home),  # legacy, bureau, traffic flag file
             **spec.env,
         }
+        # The service keeps its private copy of the flag file there: it must exist.
+        Path(env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         argv = [service_cli(), "serve", "--host", "127.0.0.1", "--port", str(spec.port)]
         argv += ["--workers", str(spec.workers)]
         log = self.home / "logs" / f"{slot}.log"
@@ -440,6 +466,8 @@ class LocalTarget:
         router = self._router()
         if router is not None and self.stop_router():
             stopped.append(f"router (pid {router.pid})")
+        stopped += self.stop_monitoring()
+        stopped += emulators.stop(self.home)
         if self.stop_database():
             stopped.append("embedded PostgreSQL")
         data = self._load()

@@ -24,43 +24,36 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from golive.errors import TargetError
-from golive.traffic import register
+from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+
+if TYPE_CHECKING:
+    from golive.plan import Plan
+    from golive.targets import Target
+
+__all__ = [
+    "FLAG_KEY",
+    "PROVIDER",
+    "FlagdFileFlag",
+    "InstanceFlags",
+    "InstancePoller",
+    "TrafficFlagError",
+    "check_percent",
+    "flag_definition",
+    "flag_file",
+    "flag_set_version",
+    "from_plan",
+    "weight_of",
+    "write_disabled",
+]
 
 FLAG_KEY = "new-credit-assessment-enabled"
 PROVIDER = "flagd-file"
-
-
-class TrafficFlagError(TargetError):
-    """The flag store refused the change, or instances did not converge on it."""
-
-    default_hint = (
-        "traffic is as the instances report it (see above); set the weight again or roll back "
-        "with `golive rollback`"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceFlags:
-    """What one instance reports on ``GET /flags``."""
-
-    instance: str
-    version: str | None
-    weight: int | None
-    problem: str | None = None
-
-    def describe(self) -> str:
-        if self.problem and self.weight is None:
-            return f"{self.instance} ({self.problem})"
-        return f"{self.instance} (weight {self.weight}%, version {self.version})"
 
 
 def flag_definition(percent: int) -> dict[str, Any]:
@@ -98,96 +91,6 @@ def weight_of(document: Mapping[str, Any], key: str) -> int:
     return round(100 * on / total) if total > 0 else 0
 
 
-class InstancePoller:
-    """Reads ``GET {instance}/flags`` from serving instances (shared by the flag providers)."""
-
-    def __init__(
-        self,
-        instances: Sequence[str] | Callable[[], Sequence[str]],
-        key: str,
-        *,
-        timeout_s: float = 2.0,
-        poll_s: float = 0.2,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._instances = instances
-        self.key = key
-        self.poll_s = poll_s
-        self._http = httpx.Client(timeout=timeout_s, transport=transport)
-
-    def instances(self, given: Sequence[str] | None = None) -> list[str]:
-        found = (
-            given
-            if given is not None
-            else (self._instances() if callable(self._instances) else self._instances)
-        )
-        return [url.rstrip("/") for url in found]
-
-    def read(self, instance: str) -> InstanceFlags:
-        try:
-            response = self._http.get(f"{instance}/flags")
-            body = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            return InstanceFlags(instance, None, None, f"unreachable: {type(exc).__name__}")
-        if not isinstance(body, dict):
-            return InstanceFlags(
-                instance, None, None, f"GET /flags answered {response.status_code}"
-            )
-        flag = (body.get("flags") or {}).get(self.key) or {}
-        weight = flag.get("weightPercent") if isinstance(flag, dict) else None
-        return InstanceFlags(
-            instance,
-            body.get("flagSetVersion"),
-            int(weight) if isinstance(weight, int | float) else None,
-            body.get("problem"),
-        )
-
-    def read_weights(self, instances: Sequence[str] | None = None) -> dict[str, int]:
-        states = [self.read(instance) for instance in self.instances(instances)]
-        unread = [s for s in states if s.weight is None]
-        if unread:
-            raise TrafficFlagError(
-                f"cannot read flag {self.key!r} from: " + ", ".join(s.describe() for s in unread)
-            )
-        return {s.instance: int(s.weight or 0) for s in states}
-
-    def wait_for(
-        self,
-        instances: Sequence[str] | None,
-        percent: int,
-        version: str | None,
-        timeout_s: float,
-    ) -> dict[str, InstanceFlags]:
-        """Poll until every instance reports ``percent`` (and ``version`` when given)."""
-        targets = self.instances(instances)
-        if not targets:
-            raise TrafficFlagError("no serving instances to verify the traffic flag on")
-        deadline = time.monotonic() + timeout_s
-        latest: dict[str, InstanceFlags] = {}
-        pending = list(targets)
-        while True:
-            for instance in pending:
-                latest[instance] = self.read(instance)
-            pending = [
-                i
-                for i in pending
-                if latest[i].weight != percent
-                or (version is not None and latest[i].version != version)
-            ]
-            if not pending:
-                return latest
-            if time.monotonic() >= deadline:
-                wanted = f"weight {percent}%" + (f", version {version}" if version else "")
-                raise TrafficFlagError(
-                    f"{len(pending)} of {len(targets)} instance(s) did not converge on {wanted} "
-                    f"within {timeout_s:g} s: " + "; ".join(latest[i].describe() for i in pending)
-                )
-            time.sleep(self.poll_s)
-
-    def close(self) -> None:
-        self._http.close()
-
-
 class FlagdFileFlag:
     """The traffic flag in a flagd flag-definition file, read back from every instance."""
 
@@ -199,12 +102,18 @@ class FlagdFileFlag:
         instances: Sequence[str] | Callable[[], Sequence[str]] = (),
         timeout_s: float = 2.0,
         poll_s: float = 0.2,
+        confirmations: int = 1,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.path = Path(path)
         self.key = flag_key
         self._poller = InstancePoller(
-            instances, flag_key, timeout_s=timeout_s, poll_s=poll_s, transport=transport
+            instances,
+            flag_key,
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+            confirmations=confirmations,
+            transport=transport,
         )
 
     # ------------------------------------------------------------------ the file
@@ -283,4 +192,28 @@ class FlagdFileFlag:
         self._poller.close()
 
 
-register(PROVIDER, FlagdFileFlag)
+def flag_file(plan: Plan) -> Path:
+    """Where the local target keeps the flag file its slots read (under the state directory)."""
+    return plan.state_dir.resolve() / "local" / "flags" / "flags.json"
+
+
+def write_disabled(path: Path, flag_key: str = FLAG_KEY) -> None:
+    """A fresh flag file with the traffic flag DISABLED: every client on legacy (story AC 5)."""
+    document = {"flags": {flag_key: {**flag_definition(0), "state": "DISABLED"}}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def from_plan(plan: Plan, target: Target) -> FlagdFileFlag:
+    """The ``flagd-file`` provider: the local target's flag file, read back from every slot."""
+    from golive.traffic import serving_instances
+
+    return FlagdFileFlag(
+        flag_file(plan),
+        plan.traffic.flag_key,
+        instances=lambda: serving_instances(target),
+        poll_s=0.1,
+        confirmations=3,
+    )

@@ -25,18 +25,16 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from golive.traffic import register
-from golive.traffic.flagd import (
-    FLAG_KEY,
-    InstanceFlags,
-    InstancePoller,
-    TrafficFlagError,
-    check_percent,
-)
+from golive.traffic.flagd import FLAG_KEY, check_percent
+from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+
+if TYPE_CHECKING:
+    from golive.plan import Plan
+    from golive.targets import Target
 
 PROVIDER = "launchdarkly"
 DEFAULT_BASE_URL = "https://app.launchdarkly.com"
@@ -91,7 +89,7 @@ class LaunchDarklyFlag:
         self.attempts = max(1, attempts)
         self._api_key = api_key or api_key_from()
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
-        self._poller = InstancePoller(instances, flag_key, transport=transport)
+        self._poller = InstancePoller(instances, flag_key, confirmations=3, transport=transport)
 
     def __repr__(self) -> str:
         return f"LaunchDarklyFlag({self.project}/{self.key}, env={self.environment}, key=***)"
@@ -186,4 +184,17 @@ def _message(response: httpx.Response) -> str:
     return "no detail"
 
 
-register(PROVIDER, LaunchDarklyFlag)
+def from_plan(plan: Plan, target: Target) -> LaunchDarklyFlag:
+    """The ``launchdarkly`` provider: the plan's flag, read back from every serving slot.
+
+    ``LD_PROJECT`` and ``LD_ENVIRONMENT`` name the project and environment (default
+    ``production``); the API key comes from ``LD_API_KEY`` / ``LD_API_KEY_FILE``.
+    """
+    from golive.traffic import serving_instances
+
+    return LaunchDarklyFlag(
+        plan.traffic.flag_key,
+        project=os.environ.get("LD_PROJECT", "production"),
+        environment=os.environ.get("LD_ENVIRONMENT", "production"),
+        instances=lambda: serving_instances(target),
+    )

@@ -125,8 +125,21 @@ def test_verify_needs_instances(tmp_path: Path) -> None:
 
 
 def test_providers_are_registered() -> None:
-    assert traffic.provider("flagd-file") is FlagdFileFlag
-    assert traffic.provider("launchdarkly") is LaunchDarklyFlag
+    from golive.traffic import configmap, flagd, launchdarkly
+
+    assert traffic.provider("flagd-file") is flagd.from_plan
+    assert traffic.provider("launchdarkly") is launchdarkly.from_plan
+    assert traffic.provider("kubernetes-configmap") is configmap.from_plan
+    assert set(traffic.registered()) >= {"flagd-file", "launchdarkly", "kubernetes-configmap"}
+
+
+def test_an_unknown_provider_fails_loudly_naming_the_registered_ones() -> None:
+    from golive.errors import PlanError
+
+    with pytest.raises(PlanError) as caught:
+        traffic.provider("consul")
+    assert "no traffic flag provider 'consul'" in str(caught.value)
+    assert "flagd-file" in str(caught.value)
 
 
 # --------------------------------------------------------------------------- LaunchDarkly

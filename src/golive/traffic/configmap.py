@@ -1,0 +1,154 @@
+"""``ConfigMapFlag``: the flagd flag-definition file as a key of a Kubernetes ConfigMap.
+
+In production every pod mounts the ConfigMap ``credit-assessment-flags`` (key ``flags.json``)
+at the path ``FLAGD_OFFLINE_FLAG_SOURCE_PATH`` names; the kubelet refreshes the mounted file
+(within its sync period, about a minute), each pod's watcher reloads it, and each pod reports
+the version it evaluates on ``GET /flags``. ``set_weight`` reads the ConfigMap, changes only
+the traffic flag (every other flag and key is kept) and patches it back with
+``kubectl patch --type merge``; ``verify`` waits until every serving instance evaluates the
+new version — the same read-back as the flagd file provider.
+
+``kubectl`` is the client (the ``kubernetes`` Python client is not a dependency): it carries
+the operator's context and credentials, and a missing ``kubectl`` fails with a clear error.
+The commands are run through ``run(argv) -> stdout``, so unit tests pass a fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from golive.traffic.flagd import FLAG_KEY, check_percent, flag_definition, flag_set_version
+from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+
+if TYPE_CHECKING:
+    from golive.plan import Plan
+    from golive.targets import Target
+
+PROVIDER = "kubernetes-configmap"
+CONFIGMAP = "credit-assessment-flags"
+DATA_KEY = "flags.json"
+KUBELET_SYNC_S = 120.0  # the kubelet refreshes mounted ConfigMaps within about a minute
+
+Run = Callable[[Sequence[str]], str]
+
+
+def kubectl_runner(kubectl: str = "kubectl", timeout_s: float = 30.0) -> Run:
+    """Runs ``kubectl ARGS``; a missing binary or a refusal raises ``TrafficFlagError``."""
+
+    def run(args: Sequence[str]) -> str:
+        binary = shutil.which(kubectl)
+        if binary is None:
+            raise TrafficFlagError(
+                f"{kubectl} is not installed: the kubernetes-configmap traffic flag needs it",
+                hint="install kubectl with a context for the cluster, or name another "
+                "traffic.flag_provider in the plan",
+            )
+        try:
+            done = subprocess.run(  # noqa: S603 - argv built here, no shell
+                [binary, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TrafficFlagError(f"kubectl {args[2] if len(args) > 2 else ''} timed out") from exc
+        if done.returncode != 0:
+            raise TrafficFlagError(
+                f"kubectl {' '.join(args[:4])} failed: {done.stderr.strip()[-500:]}"
+            )
+        return done.stdout
+
+    return run
+
+
+class ConfigMapFlag:
+    """The traffic flag in a ConfigMap's flagd file, read back from every serving instance."""
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str = CONFIGMAP,
+        flag_key: str = FLAG_KEY,
+        *,
+        data_key: str = DATA_KEY,
+        run: Run | None = None,
+        instances: Sequence[str] | Callable[[], Sequence[str]] = (),
+        poll_s: float = 1.0,
+    ) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.key = flag_key
+        self.data_key = data_key
+        self._run = run or kubectl_runner()
+        self._poller = InstancePoller(instances, flag_key, poll_s=poll_s, confirmations=3)
+
+    def _kubectl(self, *args: str) -> str:
+        return self._run(["-n", self.namespace, *args])
+
+    def _content(self) -> bytes:
+        raw = self._kubectl("get", "configmap", self.name, "-o", "json")
+        try:
+            configmap = json.loads(raw)
+        except ValueError as exc:
+            raise TrafficFlagError(f"kubectl answered no JSON for configmap {self.name}") from exc
+        text = (configmap.get("data") or {}).get(self.data_key)
+        return text.encode() if isinstance(text, str) else b'{"flags": {}}'
+
+    def _document(self) -> dict[str, Any]:
+        try:
+            document = json.loads(self._content())
+        except ValueError as exc:
+            raise TrafficFlagError(
+                f"configmap {self.namespace}/{self.name} key {self.data_key} is not valid JSON; "
+                "refusing to overwrite it",
+                hint="fix the ConfigMap by hand, then set the weight again",
+            ) from exc
+        if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
+            raise TrafficFlagError(f"configmap {self.name} key {self.data_key} has no 'flags'")
+        return document
+
+    def set_weight(self, percent: int) -> None:
+        check_percent(percent)
+        document = self._document()
+        document.setdefault("flags", {})[self.key] = flag_definition(percent)
+        content = json.dumps(document, indent=2) + "\n"
+        patch = json.dumps({"data": {self.data_key: content}})
+        self._kubectl("patch", "configmap", self.name, "--type", "merge", "-p", patch)
+
+    def version(self) -> str:
+        """The flag-set version pods report once they load the ConfigMap's current file."""
+        return flag_set_version(self._content())
+
+    def read_weights(self) -> dict[str, int]:
+        return self._poller.read_weights()
+
+    def verify(
+        self,
+        instances: Sequence[str] | None = None,
+        percent: int | None = None,
+        timeout_s: float = KUBELET_SYNC_S,
+    ) -> dict[str, InstanceFlags]:
+        from golive.traffic.flagd import weight_of
+
+        wanted = weight_of(self._document(), self.key) if percent is None else percent
+        return self._poller.wait_for(
+            instances, check_percent(wanted), self.version(), max(timeout_s, KUBELET_SYNC_S)
+        )
+
+    def close(self) -> None:
+        self._poller.close()
+
+
+def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
+    """The ``kubernetes-configmap`` provider for the plan's namespace (``KUBECTL`` overrides
+    the client binary)."""
+    from golive.traffic import serving_instances
+
+    return ConfigMapFlag(
+        plan.target.namespace,
+        flag_key=plan.traffic.flag_key,
+        run=kubectl_runner(os.environ.get("KUBECTL", "kubectl")),
+        instances=lambda: serving_instances(target),
+    )

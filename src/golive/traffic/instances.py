@@ -1,0 +1,137 @@
+"""Reading the traffic flag back from serving instances (shared by every flag provider).
+
+Each serving instance answers ``GET /flags`` with the version of the flag set it evaluates and
+the weight. ``InstancePoller`` reads it on a fresh connection each time (a kept-alive
+connection would always reach the same worker process of an instance; fresh ones are spread
+over its workers by the kernel) and ``wait_for`` asks every instance for ``confirmations``
+matching reads in a row before it counts as converged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from golive.errors import TargetError
+
+
+class TrafficFlagError(TargetError):
+    """The flag store refused the change, or instances did not converge on it."""
+
+    default_hint = (
+        "traffic is as the instances report it (see above); set the weight again or roll back "
+        "with `golive rollback`"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFlags:
+    """What one instance reports on ``GET /flags``."""
+
+    instance: str
+    version: str | None
+    weight: int | None
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.problem and self.weight is None:
+            return f"{self.instance} ({self.problem})"
+        return f"{self.instance} (weight {self.weight}%, version {self.version})"
+
+
+class InstancePoller:
+    """Reads ``GET {instance}/flags`` from serving instances (shared by the flag providers)."""
+
+    def __init__(
+        self,
+        instances: Sequence[str] | Callable[[], Sequence[str]],
+        key: str,
+        *,
+        timeout_s: float = 2.0,
+        poll_s: float = 0.2,
+        confirmations: int = 1,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._instances = instances
+        self.key = key
+        self.poll_s = poll_s
+        self.confirmations = max(1, confirmations)
+        self._http = httpx.Client(
+            timeout=timeout_s,
+            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    def instances(self, given: Sequence[str] | None = None) -> list[str]:
+        found = (
+            given
+            if given is not None
+            else (self._instances() if callable(self._instances) else self._instances)
+        )
+        return [url.rstrip("/") for url in found]
+
+    def read(self, instance: str) -> InstanceFlags:
+        try:
+            response = self._http.get(f"{instance}/flags")
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            return InstanceFlags(instance, None, None, f"unreachable: {type(exc).__name__}")
+        if not isinstance(body, dict):
+            return InstanceFlags(
+                instance, None, None, f"GET /flags answered {response.status_code}"
+            )
+        flag = (body.get("flags") or {}).get(self.key) or {}
+        weight = flag.get("weightPercent") if isinstance(flag, dict) else None
+        return InstanceFlags(
+            instance,
+            body.get("flagSetVersion"),
+            int(weight) if isinstance(weight, int | float) else None,
+            body.get("problem"),
+        )
+
+    def read_weights(self, instances: Sequence[str] | None = None) -> dict[str, int]:
+        states = [self.read(instance) for instance in self.instances(instances)]
+        unread = [s for s in states if s.weight is None]
+        if unread:
+            raise TrafficFlagError(
+                f"cannot read flag {self.key!r} from: " + ", ".join(s.describe() for s in unread)
+            )
+        return {s.instance: int(s.weight or 0) for s in states}
+
+    def wait_for(
+        self,
+        instances: Sequence[str] | None,
+        percent: int,
+        version: str | None,
+        timeout_s: float,
+    ) -> dict[str, InstanceFlags]:
+        """Poll until every instance reports ``percent`` (and ``version`` when given)."""
+        targets = self.instances(instances)
+        if not targets:
+            raise TrafficFlagError("no serving instances to verify the traffic flag on")
+        deadline = time.monotonic() + timeout_s
+        latest: dict[str, InstanceFlags] = {}
+        matched = dict.fromkeys(targets, 0)  # matching reads in a row
+        while True:
+            for instance in targets:
+                if matched[instance] >= self.confirmations:
+                    continue
+                latest[instance] = state = self.read(instance)
+                ok = state.weight == percent and (version is None or state.version == version)
+                matched[instance] = matched[instance] + 1 if ok else 0
+            pending = [i for i in targets if matched[i] < self.confirmations]
+            if not pending:
+                return latest
+            if time.monotonic() >= deadline:
+                wanted = f"weight {percent}%" + (f", version {version}" if version else "")
+                raise TrafficFlagError(
+                    f"{len(pending)} of {len(targets)} instance(s) did not converge on {wanted} "
+                    f"within {timeout_s:g} s: " + "; ".join(latest[i].describe() for i in pending)
+                )
+            time.sleep(self.poll_s)
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,90 @@
+"""Faults on the new engine's path during a traffic stage, under load through the router: each
+ends in an automatic rollback of the flag to 0% (verified on the serving slot) within two
+analysis intervals of the fault starting, a non-zero outcome naming the gate, and not one lost
+assessment (every 201 the load was given is in the database).
+
+The stages go 10% -> 50%; the fault is switched on (``POST /rehearsal/faults``) the moment
+the 50% weight is verified. Intervals of 2 s, small minimum samples (tests/integration/golive/
+traffic_rig.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from golive.traffic import create
+from tests.integration.golive.plans import needs_haproxy
+from tests.integration.golive.traffic_rig import IdLoad, Rig, StageRun, start_rig
+
+pytestmark = [needs_haproxy, pytest.mark.slow]
+
+INTERVAL_S = 2.0
+RATE_PER_S = 250
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    yield from start_rig(tmp_path_factory.mktemp("traffic-faults"))
+
+
+def run_with_fault(
+    rig: Rig, name: str, switches: dict[str, Any], **traffic: Any
+) -> tuple[StageRun, IdLoad]:
+    plan = rig.plan_with(f"{name}.yaml", interval_s=INTERVAL_S, **traffic)
+    rig.reset()
+    try:
+        with rig.load_through_router(RATE_PER_S) as load:
+            run = rig.run_stages(plan, load, weights=[10, 50], fault=("traffic-50", switches))
+    finally:
+        rig.faults()  # off again, whatever happened
+    assert load.ids and load.stored() == len(load.ids), "assessments were lost"
+    return run, load
+
+
+def assert_rolled_back(run: StageRun, rig: Rig, gate: str) -> float:
+    assert run.error is not None and run.error.exit_code == 9, run.error
+    rolled = run.rolled_back()
+    assert rolled is not None and rolled["verified"], run.events[-5:]
+    assert rolled["step"] == "traffic-50" and rolled["to"] == 0
+    assert any(reason.startswith(gate) for reason in rolled["reasons"]), rolled["reasons"]
+    failed = [e for e in run.events if e["event"] == "stage_measured" and e["verdict"] == "FAIL"]
+    assert failed[0]["step"] == "traffic-50" and failed[0]["look"] <= 2, failed[0]
+    assert failed[0]["gates"][gate]["verdict"] == "FAIL"
+    seconds = run.seconds_to_rollback()
+    assert seconds <= 2 * INTERVAL_S + 1.5, f"rolled back {seconds:.2f}s after the fault"
+    flag = create(rig.plan, rig.target)
+    assert set(flag.read_weights().values()) == {0}
+    outcome = next(e for e in run.events if e["event"] == "run_finished")
+    assert outcome["outcome"] == "rolled_back"
+    report = (run.journal.run_dir / "report.md").read_text(encoding="utf-8")
+    assert "**Rolled back during `traffic-50`**" in report and gate in report
+    print(f"{gate}: fault -> flag verified at 0% in {seconds:.2f}s (look {failed[0]['look']})")
+    return seconds
+
+
+def test_new_path_errors_roll_back(rig: Rig) -> None:
+    run, load = run_with_fault(rig, "errors", {"errorRate": 0.05})
+    assert_rolled_back(run, rig, "error_rate")
+    # Failed requests are expected here: the fault fails 5% of the new path's requests.
+    assert load.result.statuses().get(500, 0) > 0
+
+
+def test_new_path_slowed_by_200ms_rolls_back(rig: Rig) -> None:
+    run, load = run_with_fault(rig, "slow", {"delayMs": 200})
+    assert_rolled_back(run, rig, "latency")
+    assert load.result.failed == 0
+
+
+def test_flipped_segment_beyond_tolerance_rolls_back(rig: Rig) -> None:
+    # Decisions on loans over 12 months flipped: about half the shadowed applications now
+    # disagree with legacy, beyond a tolerance of 35% (the known disagreement is ~28%).
+    run, load = run_with_fault(
+        rig,
+        "flip",
+        {"flipTermOver": 12},
+        analysis={"mismatch": {"tolerance": 0.35, "min_samples": 50}},
+    )
+    assert_rolled_back(run, rig, "decision_mismatch")
+    assert load.result.failed == 0

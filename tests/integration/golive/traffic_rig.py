@@ -1,0 +1,227 @@
+"""A local "production" for traffic-stage tests: the rehearsal environment (embedded PostgreSQL,
+seeded clients, legacy and bureau emulators, blue behind HAProxy, the flag file at 0%), a
+background load through the router that keeps every assessment id it was given, and traffic
+stages run by the real runner against the real slots."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from golive import journal as j
+from golive.errors import GoLiveError
+from golive.plan import Plan, Stage, load
+from golive.rehearsal import environment
+from golive.rehearsal.load import BackgroundLoad, LoadPlan, LoadResult, slot_engine_tag
+from golive.rehearsal.rehearse import client_ids
+from golive.runner import Runner
+from golive.smoke import service_token
+from golive.steps import QuietObserver
+from golive.steps.shift import TRAFFIC_ROLLED_BACK, TrafficStage
+from golive.targets.local import LocalTarget, service_cli
+from golive.traffic import create, verify_weight
+from tests.integration.golive.plans import same_environment, write_plan
+
+_ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
+
+# Fast stages: judged every second on small samples.
+FAST_TRAFFIC = {
+    "flag_provider": "flagd-file",
+    "interval_s": 1,
+    "verify_timeout_s": 10,
+    "stages": [
+        {"weight": 10, "dwell_s": 4, "deadline_s": 20},
+        {"weight": 50, "dwell_s": 4, "deadline_s": 20},
+        {"weight": 100, "dwell_s": 4, "deadline_s": 20},
+    ],
+    "analysis": {
+        "error_rate": {"tolerance_pp": 1.0, "alpha": 0.001, "min_samples": 50},
+        "latency": {"min_samples": 50, "tolerance_ratio": 1.25, "min_shift_s": 0.010},
+        "mismatch": {"tolerance": 0.40, "min_samples": 50},
+        "bureau": {"min_samples": 20},
+        "limits": {"failure_limit": 0, "consecutive_error_limit": 2},
+    },
+}
+
+
+@dataclass
+class IdLoad:
+    """A background load through the router that keeps the id of every assessment it got."""
+
+    rig: Rig
+    rate_per_s: float
+    ids: list[str] = field(default_factory=list)
+    background: BackgroundLoad | None = None
+
+    def _classify(self, status: int, headers: dict[str, str], body: bytes) -> str:
+        if status == 201 and (match := _ID.search(body)):
+            self.ids.append(match.group(1).decode())
+        return slot_engine_tag(status, headers, body)
+
+    def __enter__(self) -> IdLoad:
+        clients = self.rig.clients
+
+        def body(index: int) -> bytes:
+            return json.dumps(
+                {
+                    "clientId": clients[(index * 7) % len(clients)],
+                    "loanAmount": 5000 + (index * 7919) % 95000,
+                    "loanTerm": (6, 12, 24, 36)[index % 4],
+                }
+            ).encode()
+
+        plan = LoadPlan(
+            url=self.rig.target.service_url(),
+            path="/api/v1/assessment",
+            rate_per_s=self.rate_per_s,
+            duration_s=600,
+            method="POST",
+            body=body,
+            headers={
+                "Authorization": f"Bearer {self.rig.token}",
+                "Content-Type": "application/json",
+            },
+            connections=32,
+            classify=self._classify,
+        )
+        self.background = BackgroundLoad(plan).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.background is not None
+        self.result: LoadResult = self.background.stop()
+
+    def stored(self) -> int:
+        """How many of the assessments the load was given are in the database."""
+        with psycopg.connect(self.rig.target.database_url(), connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM assessments WHERE id = ANY(%s::uuid[])", (self.ids,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+@dataclass
+class StageRun:
+    journal: j.Journal
+    error: GoLiveError | None
+    events: list[dict[str, Any]]
+    fault_at: float | None = None  # time.time() when the fault was switched on
+
+    def rolled_back(self) -> dict[str, Any] | None:
+        return next((e for e in self.events if e["event"] == TRAFFIC_ROLLED_BACK), None)
+
+    def seconds_to_rollback(self) -> float:
+        """From the fault being switched on to the flag verified back at 0%."""
+        rolled = self.rolled_back()
+        assert rolled is not None and self.fault_at is not None
+        from datetime import datetime
+
+        return datetime.fromisoformat(rolled["ts"]).timestamp() - self.fault_at
+
+
+class _FaultOnStart(QuietObserver):
+    """Switches a fault on as soon as the named stage has its weight verified."""
+
+    def __init__(self, rig: Rig, step: str, switches: dict[str, Any]) -> None:
+        self.rig, self.step, self.switches = rig, step, switches
+        self.fault_at: float | None = None
+        self._armed = False
+
+    def step_started(self, name: str, title: str, index: int, total: int) -> None:
+        self._armed = name == self.step
+
+    def message(self, text: str) -> None:
+        if self._armed and self.fault_at is None and "verified in" in text:
+            self.rig.faults(**self.switches)
+            self.fault_at = time.time()
+
+
+@dataclass
+class Rig:
+    directory: Path
+    plan_path: Path
+    plan: Plan
+    target: LocalTarget
+    token: str
+    clients: list[str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def faults(self, **switches: Any) -> None:
+        """Switch faults of the serving slot's new-engine path (it runs one worker)."""
+        url = self.target.slot_url("blue") + "/rehearsal/faults"
+        response = httpx.post(url, json=switches, timeout=5)
+        response.raise_for_status()
+
+    def load_through_router(self, rate_per_s: float) -> IdLoad:
+        return IdLoad(self, rate_per_s)
+
+    def reset(self) -> None:
+        self.faults()
+        flag = create(self.plan, self.target)
+        flag.set_weight(0)
+        verify_weight(flag, 0, 10)
+
+    def plan_with(self, name: str, **traffic: Any) -> Plan:
+        merged = json.loads(json.dumps(FAST_TRAFFIC))
+        for key, value in traffic.items():
+            if key == "analysis":
+                merged["analysis"].update(value)
+            else:
+                merged[key] = value
+        path = same_environment(self.plan_path, self.directory, name, traffic=merged)
+        return load(path)
+
+    def run_stages(
+        self,
+        plan: Plan,
+        load: IdLoad | None = None,
+        weights: list[int] | None = None,
+        fault: tuple[str, dict[str, Any]] | None = None,
+    ) -> StageRun:
+        stages: list[Stage] = [
+            s for s in plan.traffic.stages if weights is None or s.weight in weights
+        ]
+        steps = []
+        previous = 0
+        for stage in stages:
+            steps.append(TrafficStage(stage, previous))
+            previous = stage.weight
+        observer = _FaultOnStart(self, *fault) if fault else QuietObserver()
+        live = load.background.live if load is not None and load.background else None
+        runner = Runner(plan, self.target, steps=steps, observer=observer, load=live)
+        error = None
+        try:
+            runner.run()
+        except GoLiveError as exc:
+            error = exc
+        assert runner.journal is not None
+        fault_at = observer.fault_at if isinstance(observer, _FaultOnStart) else None
+        return StageRun(runner.journal, error, runner.journal.events(), fault_at)
+
+
+def start_rig(directory: Path) -> Iterator[Rig]:
+    """The environment, blue (one worker, so a fault switch reaches all of it) serving."""
+    plan_path = write_plan(
+        directory,
+        slots={"blue": {"workers": 1}},
+        rehearsal={"clients": 2000, "monitoring": False},
+        traffic=FAST_TRAFFIC,
+    )
+    plan = load(plan_path)
+    target = environment.local_target(plan)
+    try:
+        environment.up(plan)  # a failure half-way still stops what it started (finally)
+        token = service_token(target.service_env(), service_cli(), "traffic-tests", 3600)
+        clients = client_ids(target.database_url(), plan.rehearsal.clients)
+        yield Rig(directory, plan_path, plan, target, token, clients)
+    finally:
+        target.down()

@@ -1,0 +1,57 @@
+"""The kubernetes-configmap flag at its port, with a fake kubectl: only the traffic flag changes,
+the patch is a merge of the ConfigMap's flags.json, and a missing kubectl is a clear error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from golive.traffic.configmap import ConfigMapFlag, kubectl_runner
+from golive.traffic.flagd import FLAG_KEY, TrafficFlagError, weight_of
+
+
+class FakeKubectl:
+    """Holds one ConfigMap; answers `get -o json` and applies `patch --type merge`."""
+
+    def __init__(self, flags: dict[str, object]) -> None:
+        self.data = {"flags.json": json.dumps(flags), "other.json": "{}"}
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: Sequence[str]) -> str:
+        self.calls.append(list(args))
+        assert args[:2] == ["-n", "credit-assessment"]
+        if args[2] == "get":
+            return json.dumps({"kind": "ConfigMap", "data": self.data})
+        assert args[2:6] == ["patch", "configmap", "credit-assessment-flags", "--type"]
+        self.data.update(json.loads(args[-1])["data"])
+        return ""
+
+
+def test_set_weight_patches_only_the_traffic_flag() -> None:
+    other = {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"}
+    kubectl = FakeKubectl({"flags": {"another-flag": other}})
+    flag = ConfigMapFlag("credit-assessment", run=kubectl)
+    for percent in (10, 50, 100, 0):
+        flag.set_weight(percent)
+        document = json.loads(kubectl.data["flags.json"])
+        assert weight_of(document, FLAG_KEY) == percent
+        assert document["flags"]["another-flag"] == other
+    assert kubectl.data["other.json"] == "{}"
+    assert [c[2] for c in kubectl.calls] == ["get", "patch"] * 4
+
+
+def test_invalid_json_in_the_configmap_is_not_overwritten() -> None:
+    kubectl = FakeKubectl({})
+    kubectl.data["flags.json"] = "{not json"
+    with pytest.raises(TrafficFlagError, match="not valid JSON"):
+        ConfigMapFlag("credit-assessment", run=kubectl).set_weight(10)
+    assert [c[2] for c in kubectl.calls] == ["get"]
+
+
+def test_missing_kubectl_is_a_clear_error() -> None:
+    run = kubectl_runner("kubectl-that-is-not-installed")
+    with pytest.raises(TrafficFlagError, match="is not installed") as caught:
+        run(["-n", "x", "get", "configmap", "y"])
+    assert "traffic.flag_provider" in (caught.value.hint or "")
