@@ -433,8 +433,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per path")
-    parser.add_argument("--seconds", type=float, default=5, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per path")
+    parser.add_argument("--seconds", type=float, default=2.5, help="seconds per round")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repetitions", type=int, default=3, help="fault-to-rollback runs")
     args = parser.parse_args()

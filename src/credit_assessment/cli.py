@@ -28,7 +28,7 @@ def _database_url(settings: Settings) -> Settings:
     return settings.model_copy(update={"database_url": SecretStr(url)})
 
 
-def _migrate(settings: Settings, phase: str = "expand") -> str | None:
+def _migrate(settings: Settings, phase: str = "expand", revision: str = "head") -> str | None:
     """Apply pending migrations of ``phase``. Serving only ever expands: contract migrations
     run on their own, after the previous release is retired."""
     from credit_assessment.store import schema
@@ -36,7 +36,8 @@ def _migrate(settings: Settings, phase: str = "expand") -> str | None:
     assert settings.database_url is not None
     return schema.upgrade(
         settings.database_url.get_secret_value(),
-        phase=phase,  # type: ignore[arg-type]
+        revision,
+        phase=None if revision != "head" else phase,  # type: ignore[arg-type]
         policy=schema.MigrationPolicy.from_env(),
     )
 
@@ -60,6 +61,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _database_url(load_settings())
+    if args.revision:
+        revision = _migrate(settings, revision=args.revision)
+        print(f"database at revision {revision}")
+        return 0
     revision = _migrate(settings, args.phase)
     print(f"database at revision {revision} ({args.phase} phase applied)")
     return 0
@@ -141,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="expand",
         help="expand (default: safe while the previous release serves) or contract (only after "
         "the previous release is retired)",
+    )
+    upgrade.add_argument(
+        "--revision",
+        help="stop at this revision instead (e.g. to stand up the previous release's schema)",
     )
     upgrade.set_defaults(func=cmd_db_upgrade)
 

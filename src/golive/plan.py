@@ -216,6 +216,10 @@ class Rehearsal(_Strict):
     background_rate_per_s: Annotated[float, Field(gt=0, le=2000)] = 250
     # Start Prometheus (and Alertmanager) on loopback when installed, scraping both slots.
     monitoring: bool = True
+    # A fresh rehearsal database starts at the previous release's schema, so the go-live has a
+    # real expand migration to back up, clone-test, apply and verify (blue must be told it is the
+    # previous release: MIGRATE_ON_START=false, EXPECTED_SCHEMA_REVISION=<this>).
+    previous_schema_revision: str | None = None
 
 
 class Monitoring(_Strict):

@@ -27,7 +27,22 @@ def local_target(plan: Plan) -> LocalTarget:
     return LocalTarget(plan)
 
 
-def seed(target: LocalTarget, clients: int) -> str:
+def prepare_schema(target: LocalTarget, revision: str) -> str:
+    """Put the database at the previous release's schema (a no-op when it is already ahead)."""
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [service_cli(), "db", "upgrade", "--revision", revision],
+        env={**os.environ, **target.service_env()},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise GoLiveError(f"preparing schema {revision} failed: {result.stderr.strip()[-800:]}")
+    return f"previous release's schema: {result.stdout.strip()}"
+
+
+def seed(target: LocalTarget, clients: int, migrate: bool = True) -> str:
     """Seed the clients, and write the legacy and bureau emulators' data files for them."""
     legacy_file, bureau_file = emulators.data_files(target.home)
     legacy_file.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +51,11 @@ def seed(target: LocalTarget, clients: int) -> str:
             *(service_cli(), "seed", "--clients", str(clients)),
             *("--legacy-file", str(legacy_file), "--bureau-file", str(bureau_file)),
         ],
-        env={**os.environ, **target.service_env()},
+        env={
+            **os.environ,
+            **target.service_env(),
+            **({} if migrate else {"MIGRATE_ON_START": "false"}),
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -55,7 +74,10 @@ def up(plan: Plan, observer: Observer | None = None) -> LocalTarget:
         target.ensure_secrets()
         url = target.start_database()
         say(f"database: {url.split('?')[0]}")
-        say(seed(target, plan.rehearsal.clients))
+        previous = plan.rehearsal.previous_schema_revision
+        if previous:
+            say(prepare_schema(target, previous))
+        say(seed(target, plan.rehearsal.clients, migrate=not previous))
         urls = emulators.start(target.home)
         say(f"legacy system on {urls['legacy']}, credit bureau on {urls['bureau']} (emulators)")
         target.deploy("blue")
