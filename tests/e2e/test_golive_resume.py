@@ -55,6 +55,9 @@ def test_sigterm_then_kill_9_then_resume_switches_exactly_once(tmp_path):
     plan_path = write_plan(
         tmp_path,
         rollback_drill=False,
+        # No traffic stages: `golive run` sends no load of its own, and stages need live traffic
+        # to judge (they are tested with load in test_golive_traffic*.py).
+        traffic={"stages": []},
         hold={"post_switch_s": 15, "keep_blue_s": 0},
         gates={"min_requests": 0},
         performance={"duration_s": 5},
