@@ -136,7 +136,7 @@ def test_line_number_points_at_the_bad_field():
         parse(text, "plan.yaml")
     (problem,) = caught.value.problems
     bad_line = next(i for i, line in enumerate(text.splitlines(), 1) if "workers: 99" in line)
-    assert problem.startswith(f"plan.yaml:{bad_line}: slots.blue.workers:")
+    assert problem.startswith(f"plan.yaml:{bad_line}: slots.green.workers:")
 
 
 def test_not_yaml_is_a_plan_error():
