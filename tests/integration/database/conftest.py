@@ -14,8 +14,8 @@ from tests.conftest import PostgresServer, seed_template
 
 V1_TEMPLATE = "ca_template_v1"
 ASSESSMENTS = 3000
-# The service's migration entry point, with DATABASE_URL from golive (the lead wires the same
-# into `credit-assessment db upgrade --phase ...`).
+# The service's migration entry point, with DATABASE_URL from golive (the same as
+# `credit-assessment db upgrade --phase ...`).
 EXPAND = (sys.executable, "-m", "credit_assessment.store.schema", "--phase", "expand")
 CONTRACT = (sys.executable, "-m", "credit_assessment.store.schema", "--phase", "contract")
 
