@@ -33,12 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import hmac
-import ipaddress
 import itertools
 import json
-import os
 import random
 import sys
 from collections import Counter
@@ -53,6 +50,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from golive.rehearsal.standin import is_loopback, read_records, secret_from_env, serve
 
 MODES = ("ok", "timeout", "error", "garbage")
 API_KEY_HEADER = "X-API-Key"
@@ -91,25 +90,11 @@ def _count(value: object) -> int:
     return number
 
 
-def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        return list(enumerate(csv.DictReader(text.splitlines()), start=2))
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append((number, json.loads(line)))
-            except ValueError as exc:
-                raise ReportsFileError(f"{path}:{number}: not JSON ({exc})") from exc
-    return out
-
-
 def load_reports(path: str | Path) -> dict[UUID, Facts]:
     """Every client's facts from the file; a bad line is a ReportsFileError naming it."""
     source = Path(path)
     try:
-        records = _records(source)
+        records = read_records(source, ReportsFileError)
     except OSError as exc:
         raise ReportsFileError(f"{source}: cannot read ({exc.strerror})") from exc
     reports: dict[UUID, Facts] = {}
@@ -225,7 +210,7 @@ class Emulator:
         if request.method == "GET":
             return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
         host = request.client.host if request.client else ""
-        if not _loopback(host):
+        if not is_loopback(host):
             return _problem(403, "switches can be set from loopback only")
         try:
             doc = await request.json()
@@ -238,13 +223,6 @@ class Emulator:
         except ValueError as exc:
             return _problem(400, str(exc))
         return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _problem(status: int, detail: str) -> Response:
@@ -277,33 +255,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key-env", metavar="NAME", help="require the key in $NAME")
     parser.add_argument("--seed", type=int, help="seed the failure draws (repeatable runs)")
     args = parser.parse_args(argv)
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            print(f"error: ${args.api_key_env} is empty or unset", file=sys.stderr)
-            return 2
+    try:
+        api_key = secret_from_env(args.api_key_env)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         reports = load_reports(args.reports)
     except ReportsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     emulator = Emulator(reports, api_key, rng=random.Random(args.seed))
-    print(
-        json.dumps(
-            {"event": "bureau_emulator_starting", "port": args.port, "clients": len(reports)}
-        ),
-        flush=True,
-    )
-    uvicorn.run(
-        create_app(emulator),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
+    serve(
+        create_app(emulator), args.host, args.port, "bureau_emulator_starting", clients=len(reports)
     )
     return 0
 

@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import hmac
-import ipaddress
 import itertools
 import json
-import os
 import random
 import sys
 from collections import Counter
@@ -49,6 +46,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from golive.rehearsal.standin import is_loopback, read_records, secret_from_env, serve
 
 RULE_VERSION = "LCR-2016.3"
 COLUMNS = (
@@ -193,29 +192,11 @@ def _boolean(value: object) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
-def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise ClientsFileError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
-        return list(enumerate(reader, start=2))
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append((number, json.loads(line)))
-            except ValueError as exc:
-                raise ClientsFileError(f"{path}:{number}: not JSON ({exc})") from exc
-    return out
-
-
 def load_clients(path: str | Path) -> dict[str, Client]:
     """Every client by lower-case id; a bad line is a ClientsFileError naming it."""
     source = Path(path)
     try:
-        records = _records(source)
+        records = read_records(source, ClientsFileError, COLUMNS)
     except OSError as exc:
         raise ClientsFileError(f"{source}: cannot read ({exc.strerror})") from exc
     clients: dict[str, Client] = {}
@@ -301,7 +282,7 @@ class Legacy:
     async def control(self, request: Request) -> Response:
         if request.method == "POST":
             host = request.client.host if request.client else ""
-            if not _loopback(host):
+            if not is_loopback(host):
                 return JSONResponse({"error_code": "FORBIDDEN", "message": "loopback only"}, 403)
             try:
                 doc = json.loads(await request.body() or b"{}")
@@ -333,13 +314,6 @@ def _parse(raw: bytes) -> tuple[str, float, int]:
     return client_id.strip().lower(), float(amount), term
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def _health(_: Request) -> Response:
     return JSONResponse({"status": "UP", "rule_version": RULE_VERSION})
 
@@ -364,33 +338,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token-env", metavar="NAME", help="require Bearer $NAME")
     parser.add_argument("--seed", type=int, help="seed the failure draws (repeatable runs)")
     args = parser.parse_args(argv)
-    token = None
-    if args.token_env:
-        token = os.environ.get(args.token_env)
-        if not token:
-            print(f"error: ${args.token_env} is empty or unset", file=sys.stderr)
-            return 2
+    try:
+        token = secret_from_env(args.token_env)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         clients = load_clients(args.clients)
     except ClientsFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     legacy = Legacy(clients, token, rng=random.Random(args.seed))
-    print(
-        json.dumps(
-            {"event": "legacy_emulator_starting", "port": args.port, "clients": len(clients)}
-        ),
-        flush=True,
-    )
-    uvicorn.run(
-        create_app(legacy),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
+    serve(
+        create_app(legacy), args.host, args.port, "legacy_emulator_starting", clients=len(clients)
     )
     return 0
 

@@ -15,11 +15,11 @@ from golive.rehearsal.legacy import (
     REASONS,
     Client,
     ClientsFileError,
-    _loopback,
     decide,
     flat_instalment,
     load_clients,
 )
+from golive.rehearsal.standin import is_loopback
 from tests.integration.monitoring.conftest import ManagedProcess
 from tests.integration.traffic.conftest import free_port
 
@@ -90,8 +90,8 @@ def test_clients_file_formats(tmp_path: Path) -> None:
 
 
 def test_control_is_loopback_only() -> None:
-    assert _loopback("127.0.0.1") and _loopback("::1")
-    assert not _loopback("10.0.0.8") and not _loopback("")
+    assert is_loopback("127.0.0.1") and is_loopback("::1")
+    assert not is_loopback("10.0.0.8") and not is_loopback("")
 
 
 @pytest.fixture
