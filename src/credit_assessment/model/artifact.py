@@ -88,22 +88,26 @@ def dumps(document: Mapping[str, Any]) -> str:
     return "{\n " + ",\n ".join(fields) + "\n}\n"
 
 
-def load_model(path: str | Path | None = None) -> Scorecard:
-    """Read, verify and build the scorecard at ``path`` (the packaged artifact by default)."""
-    source = Path(path) if path is not None else DEFAULT_PATH
+def read_document(source: Path, what: str, parse_float: Any = None) -> object:
+    """The JSON document in ``source``; a ModelArtifactError naming the file and the problem."""
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ModelArtifactError(source, f"cannot read the model artifact ({exc})") from exc
+        raise ModelArtifactError(source, f"cannot read the {what} ({exc})") from exc
     try:
-        document = json.loads(text)
+        return json.loads(text, parse_float=parse_float)
     except json.JSONDecodeError as exc:
         raise ModelArtifactError(
             source,
             f"not valid JSON, truncated or corrupted ({exc.msg} at line {exc.lineno} "
             f"column {exc.colno})",
         ) from exc
-    return parse_model(document, source)
+
+
+def load_model(path: str | Path | None = None) -> Scorecard:
+    """Read, verify and build the scorecard at ``path`` (the packaged artifact by default)."""
+    source = Path(path) if path is not None else DEFAULT_PATH
+    return parse_model(read_document(source, "model artifact"), source)
 
 
 @functools.cache

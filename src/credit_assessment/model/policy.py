@@ -9,7 +9,6 @@ Like the scorecard, a policy file that cannot be used raises
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -23,7 +22,7 @@ from credit_assessment.domain.policy import (
     ProductTerms,
 )
 from credit_assessment.domain.types import Outcome, Reason
-from credit_assessment.model.artifact import ModelArtifactError
+from credit_assessment.model.artifact import ModelArtifactError, read_document
 
 FORMAT = "credit-assessment/policy"
 FORMAT_VERSION = 1
@@ -33,17 +32,7 @@ DEFAULT_PATH = Path(__file__).with_name("policy.json")
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate the policy at ``path`` (the packaged ``policy.json`` by default)."""
     source = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"), parse_float=Decimal)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelArtifactError(source, f"cannot read the policy ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise ModelArtifactError(
-            source,
-            f"not valid JSON, truncated or corrupted ({exc.msg} at line {exc.lineno} "
-            f"column {exc.colno})",
-        ) from exc
-    return parse_policy(document, source)
+    return parse_policy(read_document(source, "policy", parse_float=Decimal), source)
 
 
 @functools.cache
