@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +34,12 @@ class TransactionDatabase(Database):
             yield self._conn
 
     connect = begin
+
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[Any]:
+        async with self._lock, self._conn.begin_nested():
+            raw = await self._conn.get_raw_connection()
+            yield raw.driver_connection
 
     def pool_usage(self) -> PoolUsage:
         return PoolUsage(in_use=0, idle=1, capacity=1)

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -409,7 +410,7 @@ class ServiceApp:
                 path,
                 request_id,
             )
-        except (WriterStopped, DBAPIError, SQLAlchemyError, TimeoutError) as exc:
+        except (WriterStopped, DBAPIError, SQLAlchemyError, psycopg.Error, TimeoutError) as exc:
             log.warning("assessment_unavailable", request_id=request_id, error=type(exc).__name__)
             await send_problem(
                 send,

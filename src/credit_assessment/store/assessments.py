@@ -23,8 +23,6 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from credit_assessment.store.database import Database
@@ -195,67 +193,125 @@ async def _commit_batch(database: Database, batch: Sequence[_Pending]) -> list[W
     for index, item in enumerate(batch):
         if item.claim is not None:
             claims.setdefault((item.claim.subject, item.claim.key), index)
-    async with database.begin() as conn:
-        won: set[tuple[str, str]] = set()
-        if claims:
-            rows = [
-                {
-                    "subject": batch[i].claim.subject,  # type: ignore[union-attr]
-                    "key": batch[i].claim.key,  # type: ignore[union-attr]
-                    "request_hash": batch[i].claim.request_hash,  # type: ignore[union-attr]
-                    "assessment_id": batch[i].record.id,
-                }
-                for i in claims.values()
+    async with database.direct() as conn:
+        if not claims:  # the common case: one COPY, in autocommit its own transaction
+            await _copy_rows(conn, [item.record for item in batch])
+            return [Stored(item.record) for item in batch]
+        async with conn.transaction():
+            won = await _claim_keys(conn, [batch[i] for i in claims.values()])
+            winners = [
+                i
+                for i, item in enumerate(batch)
+                if item.claim is None
+                or (
+                    (item.claim.subject, item.claim.key) in won
+                    and claims[(item.claim.subject, item.claim.key)] == i
+                )
             ]
-            result = await conn.execute(
-                pg_insert(idempotency_keys)
-                .on_conflict_do_nothing()
-                .returning(idempotency_keys.c.subject, idempotency_keys.c.key),
-                rows,
-            )
-            won = {(r.subject, r.key) for r in result}
-        winners = [
-            i
-            for i, item in enumerate(batch)
-            if item.claim is None
-            or (
-                (item.claim.subject, item.claim.key) in won
-                and claims[(item.claim.subject, item.claim.key)] == i
-            )
-        ]
-        if winners:
-            await _copy_rows(conn, [batch[i].record for i in winners])
+            if winners:
+                await _copy_rows(conn, [batch[i].record for i in winners])
     outcomes: list[WriteOutcome | None] = [None] * len(batch)
     for i in winners:
         outcomes[i] = Stored(batch[i].record)
     losers = [i for i in range(len(batch)) if outcomes[i] is None]
     if losers:
-        async with database.connect() as conn:
+        async with database.connect() as sa_conn:
             for i in losers:
                 claim = batch[i].claim
                 assert claim is not None
-                outcomes[i] = await _resolve_claim(conn, claim)
+                outcomes[i] = await _resolve_claim(sa_conn, claim)
     return [o for o in outcomes if o is not None]
 
 
-_COPY_SQL = f"COPY assessments ({', '.join(_COLUMNS)}) FROM STDIN"
-_JSON_COLUMNS = frozenset({"reasons", "input_snapshot"})
+_CLAIM_SQL = (
+    "INSERT INTO idempotency_keys (subject, key, request_hash, assessment_id) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::uuid[]) "
+    "ON CONFLICT DO NOTHING RETURNING subject, key"
+)
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+async def _claim_keys(conn: Any, claimants: Sequence[_Pending]) -> set[tuple[str, str]]:
+    """Claim each key in one statement; the keys this batch won (the rest were taken)."""
+    columns: tuple[list[Any], ...] = ([], [], [], [])
+    for item in claimants:
+        assert item.claim is not None
+        for column, value in zip(
+            columns,
+            (item.claim.subject, item.claim.key, item.claim.request_hash, item.record.id),
+            strict=True,
+        ):
+            column.append(value)
+    cursor = await conn.execute(_CLAIM_SQL, columns)
+    return {(subject, key) for subject, key in await cursor.fetchall()}
 
 
-async def _copy_rows(conn: AsyncConnection, records: Sequence[AssessmentRecord]) -> None:
-    """Insert with COPY on the transaction's own connection: the cheapest bulk path."""
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-        for record in records:
-            row = record.row()
-            await copy.write_row(
-                [Jsonb(row[c], dumps=_dumps) if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
-            )
+# The columns ``copy_line`` writes, in its order (a unit test holds them to the table's).
+COPY_COLUMNS = (
+    "id",
+    "client_id",
+    "loan_amount",
+    "loan_term",
+    "decision",
+    "score",
+    "risk_grade",
+    "reasons",
+    "engine",
+    "model_version",
+    "policy_version",
+    "offer_amount",
+    "monthly_instalment",
+    "input_snapshot",
+    "request_id",
+    "created_at",
+)
+_COPY_SQL = f"COPY assessments ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+
+
+async def _copy_rows(conn: Any, records: Sequence[AssessmentRecord]) -> None:
+    """Insert with one COPY: the cheapest bulk path. ``conn`` is a psycopg AsyncConnection."""
+    data = b"".join(copy_line(record) for record in records)
+    async with conn.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
+        await copy.write(data)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str) -> str:
+    """A string as a field of COPY's text format (backslash, tab and line breaks escaped)."""
+    return value.translate(_ESCAPES)
+
+
+def _json(value: Any) -> str:
+    # orjson escapes control characters inside strings, so only backslashes need doubling
+    return orjson.dumps(value).decode().replace("\\", "\\\\")
+
+
+def _money(value: Decimal | None) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def copy_line(record: AssessmentRecord) -> bytes:
+    """One row of ``COPY assessments (<columns>) FROM STDIN`` in text format, columns in order."""
+    fields = (
+        str(record.id),
+        str(record.client_id),
+        str(record.loan_amount),
+        str(record.loan_term),
+        _text(record.decision),
+        str(record.score),
+        _text(record.risk_grade),
+        _json(record.reasons),
+        _text(record.engine),
+        _text(record.model_version),
+        _text(record.policy_version),
+        _money(record.offer_amount),
+        _money(record.monthly_instalment),
+        _json(record.input_snapshot),
+        "\\N" if record.request_id is None else _text(record.request_id),
+        record.created_at.isoformat(),
+    )
+    return ("\t".join(fields) + "\n").encode()
 
 
 async def _resolve_claim(conn: AsyncConnection, claim: IdempotencyClaim) -> WriteOutcome:

@@ -1,11 +1,14 @@
-"""The async connection pool the service runs on."""
+"""The async connection pool the service runs on, and the writers' own connections."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -24,6 +27,9 @@ class Database:
 
     def __init__(self, url: str, pool_size: int = 8, statement_timeout_ms: int = 5000) -> None:
         self.pool_size = pool_size
+        self._conninfo = "postgresql://" + sync_url(url).split("://", 1)[1]
+        self._options = f"-c statement_timeout={statement_timeout_ms}"
+        self._direct: list[psycopg.AsyncConnection[Any]] = []
         self.engine: AsyncEngine = create_async_engine(
             sync_url(url),
             pool_size=pool_size,
@@ -48,6 +54,32 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A psycopg connection of its own, outside the pool, in autocommit.
+
+        Each statement on it is its own transaction unless wrapped in ``conn.transaction()``. It is
+        for the group-commit writers, whose every batch is one statement or one short transaction:
+        they skip the pool's bookkeeping. A connection is kept for the next batch unless the
+        batch failed, when it is closed (a failure may have broken it).
+        """
+        conn = self._direct.pop() if self._direct else await self._connect_direct()
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        self._direct.append(conn)
+
+    async def _connect_direct(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo,
+            autocommit=True,
+            options=self._options,
+            application_name="credit-assessment",
+        )
+
     async def revision(self) -> str | None:
         """The schema revision the database is at (also proves it is reachable)."""
         async with self.connect() as conn:
@@ -63,4 +95,8 @@ class Database:
         return PoolUsage(in_use=in_use, idle=idle, capacity=self.pool_size)
 
     async def dispose(self) -> None:
+        direct, self._direct = self._direct, []
+        for conn in direct:
+            with contextlib.suppress(Exception):
+                await conn.close()
         await self.engine.dispose()
