@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import structlog
 
 from credit_assessment.domain import Application, BureauReport, ClientProfile, Decision, assess
 from credit_assessment.faults import Faults
+from credit_assessment.identifiers import new_assessment_id
 from credit_assessment.routing import ENGINE_LEGACY, ENGINE_NEW
 from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyDecision, LegacyUnavailable
@@ -255,7 +255,7 @@ class Assessor:
         snap["shadow"] = shadow
         snap["legacyReference"] = legacy.reference
         return AssessmentRecord(
-            id=uuid.uuid4(),
+            id=new_assessment_id(),
             client_id=application.client_id,
             loan_amount=application.loan_amount,
             loan_term=application.loan_term_months,
@@ -294,7 +294,7 @@ def _record(
     if failover is not None:
         snap["legacyFailover"] = failover
     return AssessmentRecord(
-        id=uuid.uuid4(),
+        id=new_assessment_id(),
         client_id=application.client_id,
         loan_amount=application.loan_amount,
         loan_term=application.loan_term_months,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import multiprocessing
 import os
 import shutil
@@ -34,6 +35,7 @@ from credit_assessment.telemetry.logs import configure_logging
 
 log = structlog.get_logger()
 GRACEFUL_TIMEOUT_S = 30
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (the default is 700)
 
 
 class DrainingServer(uvicorn.Server):
@@ -51,10 +53,26 @@ class DrainingServer(uvicorn.Server):
             return
         super().handle_exit(sig, frame)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        settle_heap()
+
     async def on_tick(self, counter: int) -> bool:
         if self._deadline is not None and time.monotonic() >= self._deadline:
             return True
         return await super().on_tick(counter)
+
+
+def settle_heap() -> None:
+    """Move everything built at startup out of the garbage collector's sight.
+
+    The app, its framework and its libraries are hundreds of thousands of long-lived objects
+    that every full collection would walk again; frozen, only what requests allocate is
+    scanned, and young collections run less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def _uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,6 +45,7 @@ from credit_assessment.assessor import (
     load_engine,
 )
 from credit_assessment.faults import InjectedFault
+from credit_assessment.identifiers import new_request_id
 from credit_assessment.routing.flags import TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyUnavailable
 from credit_assessment.routing.shadow import ShadowComparison
@@ -135,7 +135,7 @@ class BureauMetrics:
         self._m = metrics
 
     def lookup_finished(self, outcome: str, duration_s: float) -> None:
-        self._m.bureau_requests.labels(outcome=outcome).inc()
+        self._m.child(self._m.bureau_requests, outcome).inc()
 
     def circuit_changed(self, is_open: bool) -> None:
         self._m.bureau_circuit_open.set(1 if is_open else 0)
@@ -148,10 +148,10 @@ class MetricEvents:
         self._m = metrics
 
     def decided(self, engine: str, seconds: float) -> None:
-        self._m.decision_duration.labels(engine=engine).observe(seconds)
+        self._m.child(self._m.decision_duration, engine).observe(seconds)
 
     def stored(self, record: Any) -> None:
-        self._m.assessments.labels(decision=record.decision, engine=record.engine).inc()
+        self._m.child(self._m.assessments, record.decision, record.engine).inc()
 
     def shadow(self, comparison: ShadowComparison) -> None:
         for field, same in comparison.matches.items():
@@ -347,7 +347,7 @@ class ServiceApp:
             return
         started = time.perf_counter()
         given = header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _REQUEST_ID.match(given) else new_request_id()
         scope["request_id"] = request_id
         status = 500
 
@@ -364,17 +364,17 @@ class ServiceApp:
         path: str = scope["path"]
         self.metrics.in_flight.inc()
         try:
-            if path in hot.PATHS:
-                await self._assessment(scope, receive, send_with_id, request_id)
+            if path in hot.PATHS:  # adds the request id itself and says the status
+                status = await self._assessment(scope, receive, send, request_id)
             else:
                 await self.api(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             route = route_template(path)
-            self.metrics.request_duration.labels(route, scope["method"], str(status)).observe(
-                elapsed
-            )
+            self.metrics.child(
+                self.metrics.request_duration, route, scope["method"], str(status)
+            ).observe(elapsed)
             if self.log_requests:
                 level = log.debug if route in _QUIET_ROUTES else log.info
                 level(
@@ -386,9 +386,7 @@ class ServiceApp:
                     duration_ms=round(elapsed * 1000, 2),
                 )
 
-    async def _assessment(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str
-    ) -> None:
+    async def _assessment(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
         path = scope["path"]
         try:
             if scope["method"] != "POST":
@@ -399,12 +397,12 @@ class ServiceApp:
                     "Use POST to create an assessment",
                     headers={"allow": "POST"},
                 )
-            await self.endpoint(scope, receive, send, request_id)
+            return await self.endpoint(scope, receive, send, request_id)
         except Problem as problem:
-            await send_problem(send, problem, path, request_id)
+            return await send_problem(send, problem, path, request_id)
         except LegacyUnavailable as exc:
             log.warning("legacy_unavailable", request_id=request_id, error=str(exc))
-            await send_problem(
+            return await send_problem(
                 send,
                 unavailable("The legacy assessment system is unavailable; retry"),
                 path,
@@ -412,17 +410,17 @@ class ServiceApp:
             )
         except (WriterStopped, DBAPIError, SQLAlchemyError, psycopg.Error, TimeoutError) as exc:
             log.warning("assessment_unavailable", request_id=request_id, error=type(exc).__name__)
-            await send_problem(
+            return await send_problem(
                 send,
                 unavailable("Temporarily unable to store assessments; retry"),
                 path,
                 request_id,
             )
         except ConnectionResetError:
-            return
+            return 499  # the client went away before an answer; nothing was sent
         except Exception as exc:
             if isinstance(exc, InjectedFault):  # asked for by a rehearsal: no traceback
                 log.warning("assessment_failed", request_id=request_id, error=str(exc))
             else:
                 log.exception("assessment_failed", request_id=request_id)
-            await send_problem(send, _NOT_STORED, path, request_id)
+            return await send_problem(send, _NOT_STORED, path, request_id)

@@ -16,12 +16,16 @@ Send = Callable[[Message], Awaitable[None]]
 JSON_MEDIA_TYPE = "application/json"
 
 
+_HEADERS = "credit_assessment.headers"
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """The first value of a request header (``name`` lower-case), decoded as latin-1."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+    headers = scope.get(_HEADERS)
+    if headers is None:  # one dict per request; reversed, so the first of repeated headers wins
+        headers = scope[_HEADERS] = dict(reversed(scope["headers"]))
+    value = headers.get(name)
+    return None if value is None else bytes(value).decode("latin-1")
 
 
 async def send_body(
@@ -30,23 +34,39 @@ async def send_body(
     body: bytes,
     media_type: str = JSON_MEDIA_TYPE,
     headers: dict[str, str] | None = None,
-) -> None:
+    request_id: str | None = None,
+) -> int:
+    """Send a whole response; returns its status."""
     raw = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode())]
     if headers:
         raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+    if request_id is not None:
+        raw.append((b"x-request-id", request_id.encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 async def send_json(
-    send: Send, status: int, document: Any, headers: dict[str, str] | None = None
-) -> None:
-    await send_body(send, status, orjson.dumps(document), JSON_MEDIA_TYPE, headers)
+    send: Send,
+    status: int,
+    document: Any,
+    headers: dict[str, str] | None = None,
+    request_id: str | None = None,
+) -> int:
+    return await send_body(
+        send, status, orjson.dumps(document), JSON_MEDIA_TYPE, headers, request_id
+    )
 
 
-async def send_problem(send: Send, problem: Problem, path: str, request_id: str | None) -> None:
-    await send_body(
-        send, problem.status, problem.body(path, request_id), PROBLEM_MEDIA_TYPE, problem.headers
+async def send_problem(send: Send, problem: Problem, path: str, request_id: str | None) -> int:
+    return await send_body(
+        send,
+        problem.status,
+        problem.body(path, request_id),
+        PROBLEM_MEDIA_TYPE,
+        problem.headers,
+        request_id,
     )
 
 

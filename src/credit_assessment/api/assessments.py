@@ -70,7 +70,8 @@ class AssessmentEndpoint:
         self._model = model
         self._max_body = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
+        """Answer one request (the response carries ``request_id``); returns its status."""
         principal = self._verifier.verify(header(scope, b"authorization"))
         if not _json_content_type(header(scope, b"content-type")):
             raise Problem(
@@ -92,8 +93,9 @@ class AssessmentEndpoint:
         try:
             if scope["path"] == EVALUATE_PATH:
                 decision = await assessor.evaluate(request)
-                await send_json(send, 200, evaluation_json(request, decision))
-                return
+                return await send_json(
+                    send, 200, evaluation_json(request, decision), request_id=request_id
+                )
             outcome = await assessor.assess(request, principal.subject, key, request_id)
         except ClientNotFound as exc:
             raise Problem(
@@ -113,9 +115,10 @@ class AssessmentEndpoint:
             )
         document = assessment_json(outcome.record)
         if isinstance(outcome, Replayed):
-            await send_json(send, 200, document, {"idempotent-replayed": "true"})
-        else:
-            await send_json(send, 201, document, {"location": f"{PATH}/{document['id']}"})
+            return await send_json(send, 200, document, {"idempotent-replayed": "true"}, request_id)
+        return await send_json(
+            send, 201, document, {"location": f"{PATH}/{document['id']}"}, request_id
+        )
 
     def _parse(self, body: bytes) -> AssessmentInput:
         try:

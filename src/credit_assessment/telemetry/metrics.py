@@ -8,6 +8,7 @@ worker's samples so one scrape sees the whole instance.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,8 +19,33 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client import values as _values
 
 from credit_assessment.telemetry import MULTIPROCESS_ENV
+
+
+class _ProcessId:
+    """This process's id, read once and again after a fork.
+
+    In multiprocess mode prometheus_client asks for the process id on every update, to notice a
+    fork; asking the kernel each time costs a system call per update. Refreshed in every forked
+    child, the cached id tells running processes apart just as well.
+    """
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+    @classmethod
+    def get(cls) -> int:
+        return cls.value
+
+
+os.register_at_fork(after_in_child=_ProcessId.refresh)
+if os.environ.get(MULTIPROCESS_ENV):
+    _values.ValueClass = _values.MultiProcessValue(process_identifier=_ProcessId.get)
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DECISIONS = ("APPROVED", "DECLINED", "REFER", "COUNTER_OFFER")
@@ -31,6 +57,7 @@ class Metrics:
 
     def __init__(self, version: str, registry: CollectorRegistry | None = None) -> None:
         self.multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.assessments = Counter(
@@ -153,6 +180,14 @@ class Metrics:
             self.bureau_requests.labels(outcome=outcome)
         self.build_info.labels(version=version).set(1)
         self.ready.set(0)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: hot paths skip the label checks and lock."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every metric (all workers' when multiprocess)."""
