@@ -121,12 +121,15 @@ def main() -> int:
 
 
 def _seed(url: str) -> None:
+    """100 clients, and no assessments left from earlier runs: every run starts alike."""
+    from bench.peers import peer_assessments
     from credit_assessment.seed import client_rows
     from credit_assessment.store.clients import upsert_clients
     from credit_assessment.store.schema import sync_url
 
     engine = sa.create_engine(sync_url(url))
     with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE assessments, idempotency_keys, {peer_assessments.name}"))
         upsert_clients(conn, client_rows(100))
     engine.dispose()
 

@@ -29,6 +29,7 @@ import structlog
 import uvicorn
 
 from credit_assessment.api.runtime import Lifecycle
+from credit_assessment.http_protocol import CoalescingHttpToolsProtocol
 from credit_assessment.settings import Settings
 from credit_assessment.telemetry import MULTIPROCESS_ENV
 from credit_assessment.telemetry.logs import configure_logging
@@ -81,7 +82,7 @@ def _uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_config=None,

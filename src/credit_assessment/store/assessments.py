@@ -119,6 +119,8 @@ class WriterStopped(RuntimeError):
 class AssessmentWriter:
     """Commits assessments in batches; see the module docstring."""
 
+    _loop: asyncio.AbstractEventLoop  # from start(); write() refuses work until then
+
     def __init__(
         self,
         database: Database,
@@ -135,6 +137,7 @@ class AssessmentWriter:
         self._on_batch = on_batch
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._tasks = [asyncio.create_task(self._drain()) for _ in range(self._writers)]
 
@@ -151,7 +154,7 @@ class AssessmentWriter:
     ) -> WriteOutcome:
         if not self._accepting:
             raise WriterStopped("the service is shutting down")
-        done: asyncio.Future[WriteOutcome] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[WriteOutcome] = self._loop.create_future()
         self._queue.put_nowait(_Pending(record, claim, done))
         return await done
 
