@@ -123,9 +123,19 @@ def _die_with_parent() -> None:
 def serve(settings: Settings) -> int:
     """Serve until told to stop; returns the process exit code."""
     if settings.workers == 1:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stop_cleanly)
         run_worker(settings)
         return 0
     return _supervise(settings)
+
+
+def _stop_cleanly(sig: int, _: FrameType | None) -> None:
+    """After a graceful shutdown uvicorn raises the stop signal again, under the handler that was
+    in place before it ran; with this one the process exits through the interpreter, so exit
+    hooks run (the embedded PostgreSQL stops with the last process using it) and the exit code
+    is 0, as when the supervisor of several workers stops."""
+    raise SystemExit(0)
 
 
 def _supervise(settings: Settings) -> int:

@@ -152,7 +152,8 @@ def test_embedded_database_serves_and_keeps_data_across_restarts(
         assert created.status_code == 201, created.text
     finally:
         assert first.stop() == 0
-    second = start_server(tmp_path, overrides)
+    # No drain this time: uvicorn then re-raises SIGTERM after its shutdown; still a clean exit.
+    second = start_server(tmp_path, {**overrides, "SHUTDOWN_DRAIN_S": "0"})
     try:
         again = httpx.get(
             f"{second.url}/api/v1/assessment/{created.json()['id']}",
@@ -162,7 +163,23 @@ def test_embedded_database_serves_and_keeps_data_across_restarts(
         assert again.status_code == 200
         assert again.json() == created.json()
     finally:
-        second.stop()
+        assert second.stop() == 0
+    pg_dir = str((Path(env["DATA_DIR"]) / "pg").resolve())
+    deadline = time.monotonic() + 15
+    while _postgres_serving(pg_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _postgres_serving(pg_dir), "the embedded PostgreSQL outlived the service"
+
+
+def _postgres_serving(pg_dir: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"postgres") and pg_dir.encode() in args:
+            return True
+    return False
 
 
 @pytest.mark.parametrize(
