@@ -83,9 +83,9 @@ def _runbook(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from golive import runner
+    from golive import control
 
-    runner.run_plan(args.plan, resume=args.resume, plain=args.plain)
+    control.run_plan(args.plan, resume=args.resume, plain=args.plain)
 
 
 def _rehearse(args: argparse.Namespace) -> None:
@@ -114,27 +114,27 @@ def _down(args: argparse.Namespace) -> None:
 
 
 def _status(args: argparse.Namespace) -> None:
-    from golive import runner
+    from golive import control
 
-    print(runner.status(args.plan))
+    print(control.status(args.plan))
 
 
 def _switch(args: argparse.Namespace) -> None:
-    from golive import runner
+    from golive import control
 
-    print(runner.switch(args.plan, args.slot))
+    print(control.switch(args.plan, args.slot))
 
 
 def _rollback(args: argparse.Namespace) -> None:
-    from golive import runner
+    from golive import control
 
-    print(runner.rollback(args.plan, args.wait))
+    print(control.rollback(args.plan, args.wait))
 
 
 def _pause(args: argparse.Namespace) -> None:
-    from golive import runner
+    from golive import control
 
-    print(runner.pause(args.plan, args.paused))
+    print(control.pause(args.plan, args.paused))
 
 
 def _smoke(args: argparse.Namespace) -> None:

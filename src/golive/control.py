@@ -1,0 +1,168 @@
+"""The operator's commands: run a plan, and status, switch, rollback, pause or resume it.
+
+The CLI delegates here. Each command loads and checks the plan, then acts on its target and state
+directory; a command that changes the router takes the run lock, and one that reaches a running
+go-live (rollback, pause) asks it through its control file and waits for the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from golive import journal as j
+from golive.errors import GoLiveBusyError, GoLiveError, RollbackFailed
+from golive.journal import Control, Journal, RunLock
+from golive.plan import SLOT_NAMES, Plan
+from golive.runner import Runner
+
+
+def _load_plan(path: Path) -> Plan:
+    from golive.plan import check_runnable, load
+
+    plan = load(path)
+    check_runnable(plan)
+    return plan
+
+
+def run_plan(path: Path, *, resume: bool, plain: bool) -> None:
+    from golive import targets
+    from golive.report.progress import make_observer
+
+    plan = _load_plan(path)
+    observer = make_observer(plain=plain)
+    runner = Runner(plan, targets.create(plan), observer=observer)
+    try:
+        runner.run(resume=resume)
+    finally:
+        if hasattr(observer, "close"):
+            observer.close()
+        if runner.journal is not None:
+            print(f"report: {runner.journal.run_dir / 'report.md'}")
+
+
+def status(path: Path) -> str:
+    from golive import targets
+
+    plan = _load_plan(path)
+    state_dir = plan.state_dir.resolve()
+    lock = RunLock(state_dir)
+    lines = [f"plan: {path} (release {plan.release.version}, {plan.target.kind} target)"]
+    if lock.held_elsewhere():
+        lines.append(f"lock: held by pid {lock.holder()} — a golive command is running")
+    journal = j.latest_run(state_dir)
+    if journal is None:
+        lines.append("no go-live has run from this state directory")
+    else:
+        state = journal.state()
+        lines.append(
+            f"run {state.run_id}: {state.outcome}"
+            + (" (paused)" if state.paused else "")
+            + (f", at step {state.current}" if state.current else "")
+        )
+        for name in state.order:
+            record = state.steps[name]
+            mark = "undone" if name in state.undone else record.outcome
+            lines.append(f"  {name:<20} {mark}")
+        lines.append(f"router switches: {len(state.switches)}")
+        if state.failure:
+            lines.append(f"failure: {state.failure}")
+        lines.append(f"journal: {journal.path}")
+        lines.append(f"report:  {journal.run_dir / 'report.md'}")
+    try:
+        target = targets.create(plan)
+        router = target.router_state()
+        lines.append(f"router: new requests -> {router.active}; servers {router.servers}")
+        for slot in SLOT_NAMES:
+            s = target.slot_status(slot)
+            lines.append(
+                f"  {slot}: {'running' if s.running else 'stopped'}"
+                + (
+                    f", {'ready' if s.ready else 'NOT ready'}, {s.version}, {s.detail}"
+                    if s.running
+                    else ""
+                )
+            )
+    except GoLiveError as exc:
+        lines.append(f"router: not reachable ({exc.message})")
+    return "\n".join(lines)
+
+
+def switch(path: Path, slot: str) -> str:
+    from golive import targets
+    from golive.steps.switch import observe_landing
+
+    plan = _load_plan(path)
+    target = targets.create(plan)
+    with RunLock(plan.state_dir.resolve()):
+        result = target.switch(slot)  # type: ignore[arg-type]
+        landing = observe_landing(target.service_url(), slot)
+        Journal(plan.state_dir.resolve() / "manual.jsonl").append(
+            j.ROUTER_SWITCHED,
+            by="operator",
+            to=slot,
+            before=result.before,
+            changed=result.changed,
+            command=result.command,
+        )
+    state = target.router_state()
+    done = "switched" if result.changed else "already there, nothing changed"
+    return (
+        f"service -> {slot} ({done}); router reads {state.servers}; "
+        f"{landing.consecutive} new requests in a row on {slot}"
+    )
+
+
+def rollback(path: Path, wait_s: float) -> str:
+    from golive import targets
+
+    plan = _load_plan(path)
+    state_dir = plan.state_dir.resolve()
+    target = targets.create(plan)
+    if RunLock(state_dir).held_elsewhere():
+        control = Control(state_dir)
+        if not control.write(rollback=True)["rollback"]:
+            raise GoLiveError(f"could not record the rollback request in {control.path}")
+        deadline = time.monotonic() + wait_s
+        while RunLock(state_dir).held_elsewhere():
+            if time.monotonic() > deadline:
+                raise GoLiveBusyError(
+                    f"rollback requested; the running go-live has not finished it in {wait_s:g}s",
+                    hint="`golive status` shows where it stands",
+                )
+            time.sleep(0.5)
+        journal = j.latest_run(state_dir)
+        outcome = journal.state().outcome if journal else "unknown"
+        return (
+            f"the running go-live rolled back ({outcome}); router: {target.router_state().servers}"
+        )
+    runner = Runner(plan, target)
+    journal, undone = runner.rollback_latest()
+    active = target.router_state().active
+    if active != "blue":
+        raise RollbackFailed(f"after the rollback the router sends new requests to {active}")
+    what = "; ".join(undone) if undone else "nothing left to undo"
+    return f"rolled back: {what}; the service is on blue" + (
+        f"; report {journal.run_dir / 'report.md'}" if journal else ""
+    )
+
+
+def pause(path: Path, paused: bool) -> str:
+    from golive.plan import load
+
+    plan = load(path)
+    state_dir = plan.state_dir.resolve()
+    control = Control(state_dir)
+    if control.write(pause=paused)["pause"] != paused:
+        raise GoLiveError(f"the request did not stick in {control.path}")
+    verb = "pause" if paused else "resume"
+    if not RunLock(state_dir).held_elsewhere():
+        return f"{verb} recorded; no go-live is running (a --resume will honour it)"
+    wanted = j.PAUSED if paused else j.RESUMED
+    journal = j.latest_run(state_dir)
+    deadline = time.monotonic() + 10
+    while journal is not None and time.monotonic() < deadline:
+        if journal.state().paused == paused:
+            return f"{verb}d: the running go-live acknowledged ({wanted})"
+        time.sleep(0.25)
+    return f"{verb} recorded; the running go-live applies it at its next checkpoint"
