@@ -49,14 +49,42 @@ class Router(_Strict):
     check_interval_ms: Annotated[int, Field(ge=100, le=10_000)] = 1000
 
 
+class SlotUrls(_Strict):
+    blue: str | None = None
+    green: str | None = None
+
+
+class Kubernetes(_Strict):
+    """How the kubernetes target reaches the cluster and names the workloads (docs/golive.md)."""
+
+    # An API server URL that needs no credentials, e.g. a `kubectl proxy` already running.
+    # Unset: golive starts `kubectl proxy` itself, with the operator's context and credentials.
+    api_url: str | None = None
+    context: str | None = None  # the kubectl context for that proxy; unset: the current one
+    kubectl: str = "kubectl"
+    # The slots' Deployments and Services are `<workload>-blue` and `<workload>-green`.
+    workload: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = (
+        "credit-assessment"
+    )
+    container: str = "credit-assessment"
+    replicas: Annotated[int, Field(ge=1, le=100)] = 3
+    # Where golive reaches each slot; unset: through the API server's service proxy.
+    slot_urls: SlotUrls = SlotUrls()
+    poll_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
 class Target(_Strict):
     kind: Literal["local", "kubernetes"]
     state_dir: Path = Path(".data/golive")
     router: Router = Router()
-    namespace: str = "credit-assessment"
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = (
+        "credit-assessment"
+    )
     service: str = "credit-assessment"
     # Reached by the smoke test of the router (the production Service's address).
     public_url: str | None = None
+    kubernetes: Kubernetes = Kubernetes()
 
 
 class Database(_Strict):

@@ -2,9 +2,9 @@
 
 A target deploys a slot (blue or green), says when it is ready, gives its URL, switches the
 service between slots (verified by reading the router's state back) and scales a slot down.
-One module per provider: ``local`` (real processes behind HAProxy on this machine). The
-Kubernetes provider comes with its own issue; asking for a provider that is not registered
-fails loudly, naming it — never a silent fallback to another.
+One module per provider: ``local`` (real processes behind HAProxy on this machine) and
+``kubernetes`` (Deployments and a live Service in a cluster). Asking for a provider that is not
+registered fails loudly, naming it — never a silent fallback to another.
 """
 
 from __future__ import annotations
@@ -107,7 +107,13 @@ def _local(plan: Plan) -> Target:
     return LocalTarget(plan)
 
 
-_PROVIDERS: dict[str, TargetFactory] = {"local": _local}
+def _kubernetes(plan: Plan) -> Target:
+    from golive.targets.kubernetes import KubernetesTarget
+
+    return KubernetesTarget(plan)
+
+
+_PROVIDERS: dict[str, TargetFactory] = {"local": _local, "kubernetes": _kubernetes}
 
 
 def registered() -> tuple[str, ...]:

@@ -154,12 +154,18 @@ def test_shipped_plans_are_valid():
     assert production.hold.post_switch_s == 2 * 3600
 
 
-def test_unregistered_providers_fail_loudly_naming_them(capsys):
-    production = load(PRODUCTION)
+def test_unregistered_providers_fail_loudly_naming_them(capsys, tmp_path: Path):
+    check_runnable(load(PRODUCTION))  # kubernetes and kubernetes-configmap are registered
+    text = PRODUCTION.read_text(encoding="utf-8").replace(
+        "flag_provider: kubernetes-configmap", "flag_provider: unleash"
+    )
+    plan_path = tmp_path / "production.yaml"
+    plan_path.write_text(text, encoding="utf-8")
     with pytest.raises(PlanError) as caught:
-        check_runnable(production)
-    text = str(caught.value)
-    assert "target.kind: no target provider 'kubernetes' is registered (registered: local)" in text
-    assert "traffic.flag_provider" not in text  # kubernetes-configmap is registered
-    assert cli.main(["run", str(PRODUCTION)]) == 2
-    assert "no target provider 'kubernetes'" in capsys.readouterr().err
+        check_runnable(load(plan_path))
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "unleash" in row)
+    assert f"production.yaml:{line}: traffic.flag_provider: no traffic flag provider 'unleash'" in (
+        str(caught.value)
+    )
+    assert cli.main(["run", str(plan_path)]) == 2
+    assert "no traffic flag provider 'unleash'" in capsys.readouterr().err

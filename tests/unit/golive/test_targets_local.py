@@ -38,12 +38,14 @@ SHOW_SERVERS_STATE = "\n".join(
 )
 
 
-def test_registry_knows_local_and_refuses_the_rest():
-    assert targets.registered() == ("local",)
+def test_registry_knows_local_and_kubernetes_and_refuses_the_rest():
+    assert targets.registered() == ("kubernetes", "local")
     data = yaml.safe_load((REPO / "deploy/golive/production.yaml").read_text(encoding="utf-8"))
     plan = parse(yaml.safe_dump(data), "production.yaml")
-    with pytest.raises(PlanError, match="no target provider 'kubernetes' is registered"):
-        targets.create(plan)
+    assert targets.create(plan).kind == "kubernetes"  # nothing is contacted until first use
+    other = plan.model_copy(update={"target": plan.target.model_copy(update={"kind": "nomad"})})
+    with pytest.raises(PlanError, match="no target provider 'nomad' is registered"):
+        targets.create(other)
 
 
 def test_show_servers_state_is_read_with_the_config_flag_ignored():

@@ -1,0 +1,445 @@
+"""The production target: blue and green Deployments on Kubernetes, one live Service between them.
+
+The cluster's objects are those of ``deploy/k8s``: a Deployment and a Service per slot
+(``<workload>-blue``, ``<workload>-green``) and the live Service (``target.service``) whose
+selector names one slot. Deploying a slot sets its Deployment's image and replicas; readiness is
+the Deployment's own rollout status; switching patches the live Service's selector and reads it
+back; stopping a slot scales its Deployment to zero, never the one the live Service selects.
+
+The client speaks plain HTTP to the Kubernetes API. Unless ``target.kubernetes.api_url`` is given,
+golive starts ``kubectl proxy`` on a loopback port for as long as it runs, so the operator's
+kubectl context and credentials (exec plugins, certificates, tokens) are used as they are and
+golive never handles them. Every write carries the object's resourceVersion: a change made by
+someone else in between is refused by the API server instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from golive.errors import TargetError, TargetUnreachableError
+from golive.targets import Check, RouterState, SlotStatus, SwitchResult
+
+if TYPE_CHECKING:
+    from golive.plan import Plan, SlotName
+
+SLOT_LABEL = "slot"
+VERSION_ANNOTATION = "golive/version"
+_MERGE_PATCH = {"content-type": "application/merge-patch+json"}
+_PROXY_LINE = re.compile(rb"Starting to serve on 127\.0\.0\.1:(\d+)")
+PROXY_START_TIMEOUT_S = 20.0
+
+
+class KubectlProxy:
+    """``kubectl proxy`` on a free loopback port, stopped when golive exits."""
+
+    def __init__(self, kubectl: str, context: str | None) -> None:
+        self._argv = [kubectl, "proxy", "--port=0", "--address=127.0.0.1"]
+        if context:
+            self._argv.append(f"--context={context}")
+        self._process: subprocess.Popen[bytes] | None = None
+        self.url: str | None = None
+
+    def start(self) -> str:
+        if self.url is not None and self._process is not None and self._process.poll() is None:
+            return self.url
+        try:
+            process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+                self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            )
+        except OSError as exc:
+            raise TargetUnreachableError(
+                f"could not run {self._argv[0]!r}: {exc.strerror or exc}",
+                hint="install kubectl, or set target.kubernetes.api_url to a running kubectl proxy",
+            ) from exc
+        found: list[int] = []
+        reader = threading.Thread(target=self._read_port, args=(process, found), daemon=True)
+        reader.start()
+        reader.join(PROXY_START_TIMEOUT_S)
+        if not found:
+            process.kill()
+            _, err = process.communicate(timeout=5)
+            detail = err.decode(errors="replace").strip()[-500:] or "no output"
+            raise TargetUnreachableError(
+                f"kubectl proxy did not start: {detail}",
+                hint="check `kubectl config current-context` and your access to the cluster",
+            )
+        self._process = process
+        self.url = f"http://127.0.0.1:{found[0]}"
+        atexit.register(self.stop)
+        return self.url
+
+    @staticmethod
+    def _read_port(process: subprocess.Popen[bytes], found: list[int]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = _PROXY_LINE.search(line)
+            if match:
+                found.append(int(match.group(1)))
+                return
+
+    def stop(self) -> None:
+        process, self._process, self.url = self._process, None, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+            if process.poll() is None:
+                process.kill()
+
+
+class KubernetesApi:
+    """The few calls the target makes, with errors that say what to do."""
+
+    def __init__(self, base_url: str, namespace: str, timeout_s: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.namespace = namespace
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+
+    def path(self, kind: str, name: str) -> str:
+        group = "/apis/apps/v1" if kind == "deployments" else "/api/v1"
+        return f"{group}/namespaces/{self.namespace}/{kind}/{name}"
+
+    def version(self) -> str:
+        return str(self._call("GET", "/version").get("gitVersion", "unknown"))
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return self._call("GET", self.path(kind, name))
+
+    def merge_patch(self, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", self.path(kind, name), json=patch, headers=_MERGE_PATCH)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TargetUnreachableError(
+                f"the Kubernetes API at {self.base_url} did not answer {method} {path}: "
+                f"{type(exc).__name__}",
+                hint="nothing was changed; check the cluster and kubectl's context",
+            ) from exc
+        if response.status_code >= 400:
+            raise _api_error(method, path, response, self.namespace)
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def _api_error(method: str, path: str, response: httpx.Response, namespace: str) -> TargetError:
+    try:
+        message = str(response.json().get("message", ""))
+    except ValueError:
+        message = response.text[:200]
+    status = response.status_code
+    what = f"{method} {path} answered {status}: {message}".rstrip(": ")
+    if status in (401, 403):
+        return TargetError(
+            what,
+            hint=f"the context needs get and patch on deployments and services in {namespace}",
+        )
+    if status == 404:
+        return TargetError(
+            what, hint="apply the overlays first: kubectl apply -k deploy/k8s/production"
+        )
+    if status == 409:
+        return TargetError(
+            what, hint="someone changed the object meanwhile; nothing was overwritten; run again"
+        )
+    return TargetError(what)
+
+
+class KubernetesTarget:
+    kind = "kubernetes"
+
+    def __init__(self, plan: Plan, api: KubernetesApi | None = None) -> None:
+        self.plan = plan
+        self.config = plan.target.kubernetes
+        self.namespace = plan.target.namespace
+        self._api = api
+        self._proxy: KubectlProxy | None = None
+
+    # --- the API and the names of things ------------------------------------------------------
+
+    @property
+    def api(self) -> KubernetesApi:
+        if self._api is None:
+            url = self.config.api_url
+            if url is None:
+                self._proxy = KubectlProxy(self.config.kubectl, self.config.context)
+                url = self._proxy.start()
+            self._api = KubernetesApi(url, self.namespace, self.config.request_timeout_s)
+        return self._api
+
+    def workload(self, slot: SlotName) -> str:
+        return f"{self.config.workload}-{slot}"
+
+    def image(self, version: str) -> str:
+        """The release image with the slot's version as its tag."""
+        repository = self.plan.release.image
+        last = repository.rsplit("/", 1)[-1]
+        if "@" in last:
+            raise TargetError(f"release.image {repository!r} is pinned by digest; give a tag")
+        if ":" in last:
+            repository = repository[: repository.rfind(":")]
+        return f"{repository}:{version}"
+
+    # --- credentials for the service's own CLI --------------------------------------------------
+
+    def database_url(self) -> str:
+        url = os.environ.get(self.plan.database.url_env)
+        if not url:
+            raise TargetUnreachableError(
+                f"{self.plan.database.url_env} is unset: golive reaches the production database "
+                "through it (backup, migration, verification)",
+                hint="export it, e.g. through a port-forward to the pooler; nothing was changed",
+            )
+        return url
+
+    def service_env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url(), "APP_ENV": "production"}
+
+    # --- slots ----------------------------------------------------------------------------------
+
+    def slot_url(self, slot: SlotName) -> str:
+        given = getattr(self.config.slot_urls, slot)
+        return given or self._service_proxy(self.workload(slot))
+
+    def service_url(self) -> str:
+        return self.plan.target.public_url or self._service_proxy(self.plan.target.service)
+
+    def _service_proxy(self, service: str) -> str:
+        return f"{self.api.base_url}{self.api.path('services', service)}:http/proxy"
+
+    def deploy(self, slot: SlotName, version: str | None = None) -> bool:
+        version = version or self.plan.slots.of(slot).version
+        image = self.image(version)
+        name = self.workload(slot)
+        deployment = self.api.get("deployments", name)
+        containers = _containers(deployment)
+        index = _container_index(containers, self.config.container, name)
+        replicas = int(deployment.get("spec", {}).get("replicas") or 0)
+        if containers[index].get("image") == image and replicas == self.config.replicas:
+            return False
+        containers = [dict(c) for c in containers]
+        containers[index]["image"] = image
+        self.api.merge_patch(
+            "deployments",
+            name,
+            _guarded(
+                deployment,
+                {
+                    "replicas": self.config.replicas,
+                    "template": {
+                        "metadata": {"annotations": {VERSION_ANNOTATION: version}},
+                        "spec": {"containers": containers},
+                    },
+                },
+            ),
+        )
+        after = _containers(self.api.get("deployments", name))
+        if after[index].get("image") != image:
+            raise TargetError(f"{name}: the image reads {after[index].get('image')}, not {image}")
+        return True
+
+    def wait_ready(self, slot: SlotName, timeout_s: float) -> float:
+        name = self.workload(slot)
+        started = time.monotonic()
+        while True:
+            deployment = self.api.get("deployments", name)
+            rollout = Rollout.of(deployment)
+            if rollout.failed:
+                raise TargetError(f"{name}: the rollout failed: {rollout.failed}")
+            if rollout.complete:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout_s:
+                raise TargetError(
+                    f"{name} was not ready within {timeout_s:g}s: {rollout.summary()}",
+                    hint=f"kubectl -n {self.namespace} describe deployment {name}",
+                )
+            time.sleep(self.config.poll_s)
+
+    def slot_status(self, slot: SlotName) -> SlotStatus:
+        name = self.workload(slot)
+        deployment = self.api.get("deployments", name)
+        rollout = Rollout.of(deployment)
+        template = deployment.get("spec", {}).get("template", {})
+        annotations = template.get("metadata", {}).get("annotations") or {}
+        containers = _containers(deployment)
+        index = _container_index(containers, self.config.container, name)
+        image = str(containers[index].get("image", ""))
+        return SlotStatus(
+            slot,
+            running=rollout.wanted > 0,
+            ready=rollout.complete,
+            version=annotations.get(VERSION_ANNOTATION) or image.rsplit(":", 1)[-1],
+            url=self.slot_url(slot),
+            detail=f"{rollout.summary()}, image {image}",
+        )
+
+    def stop(self, slot: SlotName) -> bool:
+        name = self.workload(slot)
+        if self._selected() == slot:
+            raise TargetError(
+                f"refusing to stop {slot}: the Service {self.plan.target.service} selects it; "
+                "switch to the other slot first"
+            )
+        deployment = self.api.get("deployments", name)
+        if not deployment.get("spec", {}).get("replicas"):
+            return False
+        self.api.merge_patch(
+            "deployments",
+            name,
+            _guarded(deployment, {"replicas": 0}),
+        )
+        return True
+
+    # --- the live Service -----------------------------------------------------------------------
+
+    def _selected(self) -> str | None:
+        service = self.api.get("services", self.plan.target.service)
+        selector = service.get("spec", {}).get("selector") or {}
+        return selector.get(SLOT_LABEL)
+
+    def router_state(self) -> RouterState:
+        active = self._selected()
+        servers = {}
+        for slot in ("blue", "green"):
+            rollout = Rollout.of(self.api.get("deployments", self.workload(slot)))
+            role = "serving" if slot == active else "idle"
+            servers[slot] = f"{role}, {rollout.ready}/{rollout.wanted} ready"
+        return RouterState(active=active, servers=servers)
+
+    def switch(self, slot: SlotName) -> SwitchResult:
+        name = self.plan.target.service
+        service = self.api.get("services", name)
+        before = (service.get("spec", {}).get("selector") or {}).get(SLOT_LABEL)
+        if before == slot:
+            return SwitchResult(before, slot, changed=False, command="", elapsed_ms=0.0)
+        rollout = Rollout.of(self.api.get("deployments", self.workload(slot)))
+        if not rollout.complete:
+            raise TargetError(
+                f"refusing to switch: {self.workload(slot)} is not ready ({rollout.summary()}); "
+                "nothing was changed"
+            )
+        command = (
+            f"kubectl -n {self.namespace} patch service {name} --type merge "
+            f'-p \'{{"spec":{{"selector":{{"{SLOT_LABEL}":"{slot}"}}}}}}\''
+        )
+        started = time.perf_counter()
+        self.api.merge_patch(
+            "services",
+            name,
+            _guarded(service, {"selector": {SLOT_LABEL: slot}}),
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        after = self._selected()
+        if after != slot:
+            raise TargetError(f"switch to {slot} not verified: the Service selects {after}")
+        return SwitchResult(before, slot, changed=True, command=command, elapsed_ms=elapsed_ms)
+
+    # --- reachability -------------------------------------------------------------------------
+
+    def preflight(self) -> list[Check]:
+        """Reads only: the API answers, and every object the go-live touches exists."""
+        try:
+            version = self.api.version()
+        except TargetError as exc:
+            return [Check("kubernetes api", False, f"{exc.message}; {exc.hint}")]
+        checks = [Check("kubernetes api", True, f"{self.api.base_url} ({version})")]
+        for slot in ("blue", "green"):
+            name = self.workload(slot)
+            try:
+                rollout = Rollout.of(self.api.get("deployments", name))
+                checks.append(Check(f"deployment {name}", True, rollout.summary()))
+            except TargetError as exc:
+                checks.append(Check(f"deployment {name}", False, f"{exc.message}; {exc.hint}"))
+        try:
+            active = self._selected()
+            checks.append(Check(f"service {self.plan.target.service}", True, f"selects {active}"))
+            checks.append(
+                Check("blue serves", active == "blue", f"the Service selects {active or 'no slot'}")
+            )
+        except TargetError as exc:
+            checks.append(
+                Check(f"service {self.plan.target.service}", False, f"{exc.message}; {exc.hint}")
+            )
+        return checks
+
+    def close(self) -> None:
+        if self._proxy is not None:
+            self._proxy.stop()
+
+
+class Rollout:
+    """A Deployment's rollout as its status tells it."""
+
+    def __init__(self, wanted: int, updated: int, ready: int, available: int) -> None:
+        self.wanted, self.updated, self.ready, self.available = wanted, updated, ready, available
+        self.observed = True
+        self.failed: str | None = None
+
+    @classmethod
+    def of(cls, deployment: dict[str, Any]) -> Rollout:
+        spec, status = deployment.get("spec", {}), deployment.get("status") or {}
+        rollout = cls(
+            wanted=int(spec.get("replicas") or 0),
+            updated=int(status.get("updatedReplicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+            available=int(status.get("availableReplicas") or 0),
+        )
+        generation = deployment.get("metadata", {}).get("generation")
+        observed = status.get("observedGeneration")
+        rollout.observed = generation is None or (observed is not None and observed >= generation)
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Progressing" and condition.get("status") == "False":
+                rollout.failed = f"{condition.get('reason')}: {condition.get('message', '')}"
+        return rollout
+
+    @property
+    def complete(self) -> bool:
+        return (
+            self.wanted > 0
+            and self.observed
+            and self.updated >= self.wanted
+            and self.ready >= self.wanted
+            and self.available >= self.wanted
+        )
+
+    def summary(self) -> str:
+        return (
+            f"{self.ready}/{self.wanted} ready, {self.updated} updated, {self.available} available"
+            + ("" if self.observed else ", change not yet observed")
+        )
+
+
+def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+    return list(containers or [])
+
+
+def _container_index(containers: list[dict[str, Any]], wanted: str, deployment: str) -> int:
+    for index, container in enumerate(containers):
+        if container.get("name") == wanted:
+            return index
+    names = ", ".join(str(c.get("name")) for c in containers) or "none"
+    raise TargetError(
+        f"{deployment} has no container {wanted!r} (containers: {names})",
+        hint="set target.kubernetes.container to the service's container",
+    )
+
+
+def _guarded(obj: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch of ``spec`` that only applies to ``obj`` as it was read (resourceVersion)."""
+    patch: dict[str, Any] = {"spec": spec}
+    version = obj.get("metadata", {}).get("resourceVersion")
+    if version is not None:
+        patch["metadata"] = {"resourceVersion": str(version)}
+    return patch
