@@ -324,3 +324,39 @@ async def test_evaluate_decides_without_storing(
     )
     assert unknown.status_code == 422
     assert (await client.post("/api/v1/assessment/evaluate", json=STORY_BODY)).status_code == 401
+
+
+async def test_a_client_that_leaves_mid_body_is_counted_499_and_nothing_is_stored(
+    app, tx_database: TransactionDatabase, token: str
+) -> None:
+    from tests.integration.conftest import running
+
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"clientId": "', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/assessment",
+        "headers": [
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+    }
+    async with running(app) as client:
+        await app(scope, receive, send)
+        metrics = (await client.get("/metrics")).text
+    assert sent == []  # nobody to answer
+    assert await count_rows(tx_database, "assessments") == 0
+    assert 'route="/api/v1/assessment",status="499"' in metrics
