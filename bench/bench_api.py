@@ -168,7 +168,8 @@ def _report(results, paced, args, stored) -> None:  # type: ignore[no-untyped-de
     paced_summary = paced.summary()
     lines = [
         f"Machine: {machine()}; {args.workers} workers per server; wrk -t2 -c64, "
-        f"{args.rounds} rounds of {args.seconds} s, medians. Command: `python -m bench.bench_api`.",
+        f"{args.rounds} rounds of {args.seconds} s, medians; per-request logging off on all three "
+        "(LOG_REQUESTS=false, uvicorn --no-access-log). Command: `python -m bench.bench_api`.",
         "",
         "| server | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|",
