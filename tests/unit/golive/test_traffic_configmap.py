@@ -55,3 +55,18 @@ def test_missing_kubectl_is_a_clear_error() -> None:
     with pytest.raises(TrafficFlagError, match="is not installed") as caught:
         run(["-n", "x", "get", "configmap", "y"])
     assert "traffic.flag_provider" in (caught.value.hint or "")
+
+
+def test_the_plan_gives_the_flag_the_kubernetes_targets_context() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from golive.plan import parse
+    from golive.traffic.configmap import from_plan
+
+    production = Path(__file__).resolve().parents[3] / "deploy/golive/production.yaml"
+    data = yaml.safe_load(production.read_text(encoding="utf-8"))
+    data["target"]["kubernetes"] = {"context": "lusaka-prod"}
+    flag = from_plan(parse(yaml.safe_dump(data), "production.yaml"), None)  # type: ignore[arg-type]
+    assert (flag.namespace, flag.context) == ("credit-assessment", "lusaka-prod")

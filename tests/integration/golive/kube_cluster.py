@@ -1,0 +1,112 @@
+"""kmock's Kubernetes API emulator on a loopback port, for tests of golive's Kubernetes clients.
+
+No real API server can run here. kmock stores the objects the tests create and applies patches
+(as plain JSON merges) over real HTTP, but runs no controllers: tests play them by writing
+status themselves. ``kubeconfig()`` points a real kubectl at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+NAMESPACE = "credit-assessment"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+SERVICES = f"/api/v1/namespaces/{NAMESPACE}/services"
+CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+
+# The core group's discovery document as a real server gives it (kubectl needs "v1" here).
+CORE_DISCOVERY = {
+    "apiVersion": "v1",
+    "kind": "APIResourceList",
+    "groupVersion": "v1",
+    "resources": [
+        {
+            "name": plural,
+            "kind": kind,
+            "singularName": plural[:-1],
+            "shortNames": short,
+            "verbs": ["get", "list", "patch", "update", "create", "delete"],
+            "namespaced": True,
+        }
+        for plural, kind, short in (
+            ("configmaps", "ConfigMap", ["cm"]),
+            ("services", "Service", ["svc"]),
+        )
+    ],
+}
+
+
+class Cluster:
+    """kmock's emulator on a loopback port, served from a thread of its own."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.emulator: Any = None
+        self.url = ""
+
+    def _serve(self) -> None:
+        import kmock
+        from kmock._internal.apps import Server
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            async with kmock.KubernetesEmulator() as emulator, Server(emulator):
+                self.emulator = emulator
+                emulator["get /api/v1"] << CORE_DISCOVERY
+                self.url = str(emulator.url).rstrip("/")
+                self._ready.set()
+                await self._stop.wait()
+
+        asyncio.run(main())
+
+    def __enter__(self) -> Cluster:
+        self._thread.start()
+        assert self._ready.wait(15), "kmock did not start"
+        self.http = httpx.Client(base_url=self.url, timeout=5)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.http.close()
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def create(self, path: str, obj: dict[str, Any]) -> None:
+        self.http.post(path, json=obj).raise_for_status()
+
+    def get(self, path: str) -> dict[str, Any]:
+        response = self.http.get(path)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def delete(self, path: str) -> None:
+        self.http.delete(path).raise_for_status()
+
+    def set_status(self, name: str, **status: Any) -> None:
+        self.http.patch(f"{DEPLOYMENTS}/{name}", json={"status": status}).raise_for_status()
+
+    def roll_out(self, name: str) -> None:
+        """What the Deployment controller would do once the pods are up."""
+        replicas = self.get(f"{DEPLOYMENTS}/{name}")["spec"]["replicas"]
+        counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+        self.set_status(name, **dict.fromkeys(counts, replicas))
+
+    def kubeconfig(self, path: Path, context: str = "production") -> Path:
+        """A kubeconfig whose context ``context`` is this emulator (and not the current one)."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+            "users": [{"name": "operator", "user": {}}],
+            "contexts": [{"name": context, "context": {"cluster": "kmock", "user": "operator"}}],
+            "current-context": "elsewhere",
+        }
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return path
