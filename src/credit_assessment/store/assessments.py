@@ -48,26 +48,6 @@ class AssessmentRecord:
     input_snapshot: dict[str, Any]
     request_id: str | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "client_id": self.client_id,
-            "loan_amount": self.loan_amount,
-            "loan_term": self.loan_term,
-            "decision": self.decision,
-            "score": self.score,
-            "risk_grade": self.risk_grade,
-            "reasons": self.reasons,
-            "engine": self.engine,
-            "model_version": self.model_version,
-            "policy_version": self.policy_version,
-            "offer_amount": self.offer_amount,
-            "monthly_instalment": self.monthly_instalment,
-            "input_snapshot": self.input_snapshot,
-            "request_id": self.request_id,
-            "created_at": self.created_at,
-        }
-
     @classmethod
     def from_row(cls, row: sa.RowMapping) -> AssessmentRecord:
         return cls(**{key: row[key] for key in _COLUMNS})

