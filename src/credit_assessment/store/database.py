@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from credit_assessment.store.schema import sync_url
+
+IDLE_CHECK_S = 30.0  # a writer connection idle this long is checked before its next batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +28,18 @@ class PoolUsage:
 class Database:
     """A pool of connections to PostgreSQL; every query of the service goes through it."""
 
-    def __init__(self, url: str, pool_size: int = 8, statement_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 8,
+        statement_timeout_ms: int = 5000,
+        idle_check_s: float = IDLE_CHECK_S,
+    ) -> None:
         self.pool_size = pool_size
         self._conninfo = "postgresql://" + sync_url(url).split("://", 1)[1]
         self._options = f"-c statement_timeout={statement_timeout_ms}"
-        self._direct: list[psycopg.AsyncConnection[Any]] = []
+        self._idle_check_s = idle_check_s
+        self._direct: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # and when last used
         self.engine: AsyncEngine = create_async_engine(
             sync_url(url),
             pool_size=pool_size,
@@ -61,16 +71,31 @@ class Database:
         Each statement on it is its own transaction unless wrapped in ``conn.transaction()``. It is
         for the group-commit writers, whose every batch is one statement or one short transaction:
         they skip the pool's bookkeeping. A connection is kept for the next batch unless the
-        batch failed, when it is closed (a failure may have broken it).
+        batch failed, when it is closed (a failure may have broken it). One left idle for longer
+        than ``idle_check_s`` is checked before use and replaced if the server dropped it, so a
+        quiet spell (a restart, an idle timeout) does not fail the next batch.
         """
-        conn = self._direct.pop() if self._direct else await self._connect_direct()
+        conn = await self._take_direct()
         try:
             yield conn
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        self._direct.append(conn)
+        self._direct.append((conn, time.monotonic()))
+
+    async def _take_direct(self) -> psycopg.AsyncConnection[Any]:
+        while self._direct:
+            conn, used_at = self._direct.pop()
+            if time.monotonic() - used_at < self._idle_check_s:
+                return conn
+            try:
+                await conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        return await self._connect_direct()
 
     async def _connect_direct(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
@@ -96,7 +121,7 @@ class Database:
 
     async def dispose(self) -> None:
         direct, self._direct = self._direct, []
-        for conn in direct:
+        for conn, _ in direct:
             with contextlib.suppress(Exception):
                 await conn.close()
         await self.engine.dispose()

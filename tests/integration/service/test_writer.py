@@ -103,6 +103,23 @@ async def test_a_dropped_connection_fails_its_batch_and_the_next_one_reconnects(
     assert _count(database_url) == 2  # the failed write stored nothing and was answered so
 
 
+async def test_a_connection_dropped_while_idle_is_replaced_before_the_next_batch(
+    database_url: str,
+) -> None:
+    database = Database(database_url, idle_check_s=0)  # every reuse counts as after a quiet spell
+    writer = AssessmentWriter(database, writers=1)
+    await writer.start()
+    try:
+        await writer.write(_record())
+        _terminate_service_connections(database_url)  # a restart or an idle timeout meanwhile
+        after = _record()
+        assert await writer.write(after) == Stored(after)  # no failed batch this time
+    finally:
+        await writer.stop()
+        await database.dispose()
+    assert _count(database_url) == 2
+
+
 def _terminate_service_connections(url: str) -> None:
     engine = sa.create_engine(sync_url(url))
     try:
