@@ -58,7 +58,9 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "test", "staging", "production"] = "development"
     version: str = Field(default="2.0.0", validation_alias="APP_VERSION")
-    slot: str = "local"
+    # Which slot this instance is (blue, green; the pod's `slot` label on Kubernetes). Every
+    # response names it in X-Slot, so a switch can be seen landing.
+    slot: str = Field(default="local", pattern=r"^[A-Za-z0-9._-]{1,32}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_requests: bool = True
 

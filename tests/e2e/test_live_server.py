@@ -190,6 +190,7 @@ def _postgres_serving(pg_dir: str) -> bool:
         (["token"], {"PORT": "not-a-port"}, "port"),
         (["token"], {"APP_ENV": "production"}, "DATABASE_URL"),
         (["token"], {"JWT_SECRET_FILE": "/nonexistent/secret"}, "JWT_SECRET_FILE"),
+        (["token"], {"SLOT": "blue green"}, "slot"),
     ],
 )
 def test_cli_refuses_bad_input_with_exit_2(

@@ -320,8 +320,11 @@ def create_app(
             raise unavailable("The service is starting")
         return runtime.assessor
 
-    endpoint = hot.AssessmentEndpoint(assessor, verifier, model, settings.max_body_bytes)
-    return ServiceApp(api, endpoint, metrics, lifecycle, settings.log_requests)
+    constant = ((b"x-slot", settings.slot.encode()),)
+    endpoint = hot.AssessmentEndpoint(
+        assessor, verifier, model, settings.max_body_bytes, constant_headers=constant
+    )
+    return ServiceApp(api, endpoint, metrics, lifecycle, settings.log_requests, constant)
 
 
 class ServiceApp:
@@ -334,8 +337,10 @@ class ServiceApp:
         metrics: Metrics,
         lifecycle: Lifecycle,
         log_requests: bool = True,
+        constant_headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         self.api = api
+        self.constant_headers = constant_headers  # on every response: X-Slot
         self.endpoint = endpoint
         self.metrics = metrics
         self.lifecycle = lifecycle
@@ -358,6 +363,7 @@ class ServiceApp:
                 message["headers"] = [
                     *message.get("headers", ()),
                     (b"x-request-id", request_id.encode()),
+                    *self.constant_headers,
                 ]
             await send(message)
 
@@ -399,7 +405,7 @@ class ServiceApp:
                 )
             return await self.endpoint(scope, receive, send, request_id)
         except Problem as problem:
-            return await send_problem(send, problem, path, request_id)
+            return await send_problem(send, problem, path, request_id, self.constant_headers)
         except LegacyUnavailable as exc:
             log.warning("legacy_unavailable", request_id=request_id, error=str(exc))
             return await send_problem(
@@ -407,6 +413,7 @@ class ServiceApp:
                 unavailable("The legacy assessment system is unavailable; retry"),
                 path,
                 request_id,
+                self.constant_headers,
             )
         except (WriterStopped, DBAPIError, SQLAlchemyError, psycopg.Error, TimeoutError) as exc:
             log.warning("assessment_unavailable", request_id=request_id, error=type(exc).__name__)
@@ -415,6 +422,7 @@ class ServiceApp:
                 unavailable("Temporarily unable to store assessments; retry"),
                 path,
                 request_id,
+                self.constant_headers,
             )
         except ConnectionResetError:
             return 499  # the client went away before an answer; nothing was sent
@@ -423,4 +431,4 @@ class ServiceApp:
                 log.warning("assessment_failed", request_id=request_id, error=str(exc))
             else:
                 log.exception("assessment_failed", request_id=request_id)
-            return await send_problem(send, _NOT_STORED, path, request_id)
+            return await send_problem(send, _NOT_STORED, path, request_id, self.constant_headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import orjson
@@ -35,13 +35,15 @@ async def send_body(
     media_type: str = JSON_MEDIA_TYPE,
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
+    constant: Sequence[tuple[bytes, bytes]] = (),
 ) -> int:
-    """Send a whole response; returns its status."""
+    """Send a whole response; returns its status. ``constant``: headers every response carries."""
     raw = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode())]
     if headers:
         raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
     if request_id is not None:
         raw.append((b"x-request-id", request_id.encode()))
+    raw.extend(constant)
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
     return status
@@ -53,13 +55,20 @@ async def send_json(
     document: Any,
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
+    constant: Sequence[tuple[bytes, bytes]] = (),
 ) -> int:
     return await send_body(
-        send, status, orjson.dumps(document), JSON_MEDIA_TYPE, headers, request_id
+        send, status, orjson.dumps(document), JSON_MEDIA_TYPE, headers, request_id, constant
     )
 
 
-async def send_problem(send: Send, problem: Problem, path: str, request_id: str | None) -> int:
+async def send_problem(
+    send: Send,
+    problem: Problem,
+    path: str,
+    request_id: str | None,
+    constant: Sequence[tuple[bytes, bytes]] = (),
+) -> int:
     return await send_body(
         send,
         problem.status,
@@ -67,6 +76,7 @@ async def send_problem(send: Send, problem: Problem, path: str, request_id: str 
         PROBLEM_MEDIA_TYPE,
         problem.headers,
         request_id,
+        constant,
     )
 
 

@@ -7,6 +7,7 @@ raw bytes, serialisation by orjson. Its OpenAPI description is added in ``openap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -64,11 +65,13 @@ class AssessmentEndpoint:
         verifier: TokenVerifier,
         model: type[BaseModel],
         max_body_bytes: int,
+        constant_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         self._assessor = assessor  # a callable returning the Assessor once the app has started
         self._verifier = verifier
         self._model = model
         self._max_body = max_body_bytes
+        self._constant = tuple(constant_headers)  # on every response (X-Slot)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
         """Answer one request (the response carries ``request_id``); returns its status."""
@@ -94,7 +97,11 @@ class AssessmentEndpoint:
             if scope["path"] == EVALUATE_PATH:
                 decision = await assessor.evaluate(request)
                 return await send_json(
-                    send, 200, evaluation_json(request, decision), request_id=request_id
+                    send,
+                    200,
+                    evaluation_json(request, decision),
+                    request_id=request_id,
+                    constant=self._constant,
                 )
             outcome = await assessor.assess(request, principal.subject, key, request_id)
         except ClientNotFound as exc:
@@ -115,10 +122,10 @@ class AssessmentEndpoint:
             )
         document = assessment_json(outcome.record)
         if isinstance(outcome, Replayed):
-            return await send_json(send, 200, document, {"idempotent-replayed": "true"}, request_id)
-        return await send_json(
-            send, 201, document, {"location": f"{PATH}/{document['id']}"}, request_id
-        )
+            replayed = {"idempotent-replayed": "true"}
+            return await send_json(send, 200, document, replayed, request_id, self._constant)
+        location = {"location": f"{PATH}/{document['id']}"}
+        return await send_json(send, 201, document, location, request_id, self._constant)
 
     def _parse(self, body: bytes) -> AssessmentInput:
         try:

@@ -360,3 +360,25 @@ async def test_a_client_that_leaves_mid_body_is_counted_499_and_nothing_is_store
     assert sent == []  # nobody to answer
     assert await count_rows(tx_database, "assessments") == 0
     assert 'route="/api/v1/assessment",status="499"' in metrics
+
+
+async def test_every_response_names_the_slot_that_answered(
+    tx_database: TransactionDatabase, tmp_path, token: str
+) -> None:  # type: ignore[no-untyped-def]
+    """X-Slot lets a go-live see new requests land on green after the switch."""
+    from credit_assessment.api.app import create_app
+    from tests.conftest import make_settings
+    from tests.integration.conftest import running
+
+    app = create_app(make_settings(tmp_path, None, slot="green"), database=tx_database)
+    async with running(app) as client:
+        created = await client.post(
+            "/api/v1/assessment",
+            json={"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12},
+            headers=auth(token),
+        )
+        refused = await client.post("/api/v1/assessment", content=b"x", headers=auth(token))
+        health = await client.get("/health")
+        missing = await client.get(f"/api/v1/assessment/{uuid.uuid4()}", headers=auth(token))
+    assert [r.status_code for r in (created, refused, health, missing)] == [201, 415, 200, 404]
+    assert [r.headers.get("x-slot") for r in (created, refused, health, missing)] == ["green"] * 4
