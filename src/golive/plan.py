@@ -291,6 +291,14 @@ class Plan(_Strict):
         """Where the plan was read from."""
         return self._source
 
+    def slot_address(self, slot: SlotName) -> str:
+        """Where an operator reaches a slot directly, for the runbook's commands."""
+        if self.target.kind == "kubernetes":
+            given: str | None = getattr(self.target.kubernetes.slot_urls, slot)
+            workload = self.target.kubernetes.workload
+            return given or f"http://{workload}-{slot}.{self.target.namespace}.svc"
+        return f"http://127.0.0.1:{self.slots.of(slot).port}"
+
     @model_validator(mode="after")
     def _green_is_the_release(self) -> Plan:
         if self.slots.green.version != self.release.version:

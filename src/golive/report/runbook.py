@@ -211,11 +211,7 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
 
 
 def _smoke_section(plan: Plan) -> list[str]:
-    url = (
-        "https://credit-assessment-green.internal"
-        if plan.target.kind == "kubernetes"
-        else (f"http://127.0.0.1:{plan.slots.green.port}")
-    )
+    url = plan.slot_address("green")
     bureau = plan.smoke.bureau_url or "none in this plan: the check is skipped, saying so"
     return [
         "## Smoke-test procedure",

@@ -39,11 +39,7 @@ class SmokeGreen:
         return 2 if plan.target.kind == "local" else 60
 
     def manual(self, plan: Plan) -> list[str]:
-        url = (
-            "https://credit-assessment-green.internal"
-            if plan.target.kind == "kubernetes"
-            else f"http://127.0.0.1:{plan.slots.green.port}"
-        )
+        url = plan.slot_address("green")
         return [
             "export API_TOKEN=$(credit-assessment token --subject smoke --ttl 900)",
             f"./scripts/smoke-tests.sh {url}",

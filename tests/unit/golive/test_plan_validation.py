@@ -169,3 +169,14 @@ def test_unregistered_providers_fail_loudly_naming_them(capsys, tmp_path: Path):
     )
     assert cli.main(["run", str(plan_path)]) == 2
     assert "no traffic flag provider 'unleash'" in capsys.readouterr().err
+
+
+def test_the_runbook_reaches_a_slot_where_the_plan_says() -> None:
+    production = load(PRODUCTION)
+    assert production.slot_address("green") == "https://credit-assessment-green.internal"
+    data = yaml.safe_load(PRODUCTION.read_text(encoding="utf-8"))
+    del data["target"]["kubernetes"]["slot_urls"]
+    bare = parse(yaml.safe_dump(data), "production.yaml")
+    assert bare.slot_address("blue") == "http://credit-assessment-blue.credit-assessment.svc"
+    rehearsal = load(REPO / "deploy" / "golive" / "rehearsal.yaml")
+    assert rehearsal.slot_address("green") == f"http://127.0.0.1:{rehearsal.slots.green.port}"
