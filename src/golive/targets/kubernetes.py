@@ -15,159 +15,20 @@ someone else in between is refused by the API server instead of being overwritte
 
 from __future__ import annotations
 
-import atexit
-import collections
-import contextlib
 import os
-import re
-import subprocess
-import threading
 import time
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 from golive.errors import TargetError, TargetUnreachableError
 from golive.manifests import find_kubectl
 from golive.targets import Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.kubeapi import KubectlProxy, KubernetesApi
 
 if TYPE_CHECKING:
     from golive.plan import Plan, SlotName
 
 SLOT_LABEL = "slot"
 VERSION_ANNOTATION = "golive/version"
-_MERGE_PATCH = {"content-type": "application/merge-patch+json"}
-_PROXY_LINE = re.compile(rb"Starting to serve on 127\.0\.0\.1:(\d+)")
-PROXY_START_TIMEOUT_S = 20.0
-
-
-class KubectlProxy:
-    """``kubectl proxy`` on a free loopback port, stopped when golive exits."""
-
-    def __init__(self, kubectl: str, context: str | None) -> None:
-        self._argv = [kubectl, "proxy", "--port=0", "--address=127.0.0.1"]
-        if context:
-            self._argv.append(f"--context={context}")
-        self._process: subprocess.Popen[bytes] | None = None
-        self.url: str | None = None
-
-    def start(self) -> str:
-        if self.url is not None and self._process is not None and self._process.poll() is None:
-            return self.url
-        try:
-            process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
-                self._argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        except OSError as exc:
-            raise TargetUnreachableError(
-                f"could not run {self._argv[0]!r}: {exc.strerror or exc}",
-                hint="install kubectl, or set target.kubernetes.api_url to a running kubectl proxy",
-            ) from exc
-        port: list[int] = []
-        said: collections.deque[str] = collections.deque(maxlen=20)
-        started = threading.Event()
-        # Reads kubectl's output for as long as it runs, so a chatty proxy never blocks on a
-        # full pipe; the last lines are kept to explain a failure.
-        threading.Thread(
-            target=self._follow, args=(process, port, said, started), daemon=True
-        ).start()
-        started.wait(PROXY_START_TIMEOUT_S)
-        if not port:
-            process.kill()
-            process.wait(5)
-            detail = " ".join(said).strip()[-500:] or "no output"
-            raise TargetUnreachableError(
-                f"kubectl proxy did not start: {detail}",
-                hint="check `kubectl config current-context` and your access to the cluster",
-            )
-        self._process = process
-        self.url = f"http://127.0.0.1:{port[0]}"
-        atexit.register(self.stop)
-        return self.url
-
-    @staticmethod
-    def _follow(
-        process: subprocess.Popen[bytes],
-        port: list[int],
-        said: collections.deque[str],
-        started: threading.Event,
-    ) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            said.append(line.decode(errors="replace").strip())
-            match = _PROXY_LINE.search(line)
-            if match and not port:
-                port.append(int(match.group(1)))
-                started.set()
-        started.set()  # kubectl exited
-
-    def stop(self) -> None:
-        process, self._process, self.url = self._process, None, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
-            if process.poll() is None:
-                process.kill()
-
-
-class KubernetesApi:
-    """The few calls the target makes, with errors that say what to do."""
-
-    def __init__(self, base_url: str, namespace: str, timeout_s: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.namespace = namespace
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
-
-    def path(self, kind: str, name: str) -> str:
-        group = "/apis/apps/v1" if kind == "deployments" else "/api/v1"
-        return f"{group}/namespaces/{self.namespace}/{kind}/{name}"
-
-    def version(self) -> str:
-        return str(self._call("GET", "/version").get("gitVersion", "unknown"))
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        return self._call("GET", self.path(kind, name))
-
-    def merge_patch(self, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PATCH", self.path(kind, name), json=patch, headers=_MERGE_PATCH)
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise TargetUnreachableError(
-                f"the Kubernetes API at {self.base_url} did not answer {method} {path}: "
-                f"{type(exc).__name__}",
-                hint="nothing was changed; check the cluster and kubectl's context",
-            ) from exc
-        if response.status_code >= 400:
-            raise _api_error(method, path, response, self.namespace)
-        body: dict[str, Any] = response.json()
-        return body
-
-
-def _api_error(method: str, path: str, response: httpx.Response, namespace: str) -> TargetError:
-    try:
-        message = str(response.json().get("message", ""))
-    except ValueError:
-        message = response.text[:200]
-    status = response.status_code
-    what = f"{method} {path} answered {status}: {message}".rstrip(": ")
-    if status in (401, 403):
-        return TargetError(
-            what,
-            hint=f"the context needs get and patch on deployments and services in {namespace}",
-        )
-    if status == 404:
-        return TargetError(
-            what, hint="apply the overlays first: kubectl apply -k deploy/k8s/production"
-        )
-    if status == 409:
-        return TargetError(
-            what, hint="someone changed the object meanwhile; nothing was overwritten; run again"
-        )
-    return TargetError(what)
 
 
 class KubernetesTarget:
