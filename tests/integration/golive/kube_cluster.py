@@ -19,6 +19,7 @@ NAMESPACE = "credit-assessment"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 SERVICES = f"/api/v1/namespaces/{NAMESPACE}/services"
 CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+IMAGE = "registry.example.com/credit-assessment"
 
 # The core group's discovery document as a real server gives it (kubectl needs "v1" here).
 CORE_DISCOVERY = {
@@ -110,3 +111,48 @@ class Cluster:
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
+
+
+def seed_blue_green(cluster: Cluster) -> None:
+    """Blue serving 1.9.0 on 3 ready pods; green at 1.9.0 scaled to zero; the live Service on
+    blue: the objects of deploy/k8s/production before a go-live."""
+    cluster.create(DEPLOYMENTS, _deployment("blue", "1.9.0", 3))
+    cluster.roll_out("credit-assessment-blue")
+    cluster.create(DEPLOYMENTS, _deployment("green", "1.9.0", 0))
+    cluster.create(SERVICES, _service("credit-assessment", _selector("blue")))
+    for slot in ("blue", "green"):
+        cluster.create(SERVICES, _service(f"credit-assessment-{slot}", _selector(slot)))
+
+
+def _deployment(slot: str, version: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"credit-assessment-{slot}", "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": _selector(slot)},
+            "template": {
+                "metadata": {"labels": _selector(slot)},
+                "spec": {
+                    "containers": [
+                        {"name": "credit-assessment", "image": f"{IMAGE}:{version}"},
+                        {"name": "log-shipper", "image": "fluent-bit:3.1"},
+                    ]
+                },
+            },
+        },
+    }
+
+
+def _selector(slot: str) -> dict[str, str]:
+    return {"app": "credit-assessment", "slot": slot}
+
+
+def _service(name: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80}]},
+    }

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -21,58 +20,23 @@ from golive.manifests import find_kubectl
 from golive.plan import Plan, parse
 from golive.targets import create
 from golive.targets.kubernetes import KubernetesTarget
-from tests.integration.golive.kube_cluster import DEPLOYMENTS, NAMESPACE, SERVICES, Cluster
+from tests.integration.golive.kube_cluster import (
+    DEPLOYMENTS,
+    IMAGE,
+    SERVICES,
+    Cluster,
+    seed_blue_green,
+)
 
 pytest.importorskip("kmock")
 
 REPO = Path(__file__).resolve().parents[3]
-IMAGE = "registry.example.com/credit-assessment"
-
-
-def _deployment(slot: str, version: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": f"credit-assessment-{slot}", "namespace": NAMESPACE},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "credit-assessment", "slot": slot}},
-            "template": {
-                "metadata": {"labels": {"app": "credit-assessment", "slot": slot}},
-                "spec": {
-                    "containers": [
-                        {"name": "credit-assessment", "image": f"{IMAGE}:{version}"},
-                        {"name": "log-shipper", "image": "fluent-bit:3.1"},
-                    ]
-                },
-            },
-        },
-    }
-
-
-def _selector(slot: str) -> dict[str, str]:
-    return {"app": "credit-assessment", "slot": slot}
-
-
-def _service(name: str, selector: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80}]},
-    }
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    """Blue serving 1.9.0 on 3 ready pods; green scaled to zero; the live Service on blue."""
     with Cluster() as cluster:
-        cluster.create(DEPLOYMENTS, _deployment("blue", "1.9.0", 3))
-        cluster.roll_out("credit-assessment-blue")
-        cluster.create(DEPLOYMENTS, _deployment("green", "1.9.0", 0))
-        cluster.create(SERVICES, _service("credit-assessment", _selector("blue")))
-        for slot in ("blue", "green"):
-            cluster.create(SERVICES, _service(f"credit-assessment-{slot}", _selector(slot)))
+        seed_blue_green(cluster)
         yield cluster
 
 
