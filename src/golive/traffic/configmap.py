@@ -22,7 +22,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from golive.traffic.flagd import FLAG_KEY, check_percent, flag_definition, flag_set_version
+from golive.traffic.flagd import (
+    FLAG_KEY,
+    check_percent,
+    flag_set_version,
+    parse_document,
+    with_weight,
+)
 from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
 
 if TYPE_CHECKING:
@@ -99,23 +105,15 @@ class ConfigMapFlag:
         return text.encode() if isinstance(text, str) else b'{"flags": {}}'
 
     def _document(self) -> dict[str, Any]:
-        try:
-            document = json.loads(self._content())
-        except ValueError as exc:
-            raise TrafficFlagError(
-                f"configmap {self.namespace}/{self.name} key {self.data_key} is not valid JSON; "
-                "refusing to overwrite it",
-                hint="fix the ConfigMap by hand, then set the weight again",
-            ) from exc
-        if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
-            raise TrafficFlagError(f"configmap {self.name} key {self.data_key} has no 'flags'")
-        return document
+        return parse_document(
+            self._content(),
+            f"configmap {self.namespace}/{self.name} key {self.data_key}",
+            hint="fix the ConfigMap by hand, then set the weight again",
+        )
 
     def set_weight(self, percent: int) -> None:
         check_percent(percent)
-        document = self._document()
-        document.setdefault("flags", {})[self.key] = flag_definition(percent)
-        content = json.dumps(document, indent=2) + "\n"
+        content = with_weight(self._document(), self.key, percent)
         patch = json.dumps({"data": {self.data_key: content}})
         self._kubectl("patch", "configmap", self.name, "--type", "merge", "-p", patch)
 

@@ -66,6 +66,25 @@ def flag_definition(percent: int) -> dict[str, Any]:
     }
 
 
+def parse_document(content: bytes, where: str, hint: str) -> dict[str, Any]:
+    """A flagd flag-definition document, refused when it could not be rewritten safely."""
+    try:
+        document = json.loads(content)
+    except ValueError as exc:
+        raise TrafficFlagError(
+            f"{where} is not valid JSON; refusing to overwrite it ({exc})", hint=hint
+        ) from exc
+    if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
+        raise TrafficFlagError(f"{where} has no 'flags' object")
+    return document
+
+
+def with_weight(document: dict[str, Any], key: str, percent: int) -> str:
+    """The document's text with the traffic flag at ``percent``, every other flag kept."""
+    document.setdefault("flags", {})[key] = flag_definition(check_percent(percent))
+    return json.dumps(document, indent=2) + "\n"
+
+
 def flag_set_version(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()[:12]
 
@@ -125,23 +144,16 @@ class FlagdFileFlag:
             return {"flags": {}}
         except OSError as exc:
             raise TrafficFlagError(f"cannot read flag file {self.path}: {exc.strerror}") from exc
-        try:
-            document = json.loads(content)
-        except ValueError as exc:
-            raise TrafficFlagError(
-                f"flag file {self.path} is not valid JSON ({exc}); refusing to overwrite it",
-                hint="fix or remove the file, then set the weight again",
-            ) from exc
-        if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
-            raise TrafficFlagError(f"flag file {self.path} has no 'flags' object")
-        return document
+        return parse_document(
+            content,
+            f"flag file {self.path}",
+            hint="fix or remove the file, then set the weight again",
+        )
 
     def set_weight(self, percent: int) -> None:
         """Write the flag at ``percent``, keeping every other flag; atomic on the filesystem."""
         check_percent(percent)
-        document = self._document()
-        document.setdefault("flags", {})[self.key] = flag_definition(percent)
-        content = (json.dumps(document, indent=2) + "\n").encode()
+        content = with_weight(self._document(), self.key, percent).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
