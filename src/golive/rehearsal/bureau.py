@@ -31,7 +31,6 @@ golive never imports the service, so this module reads a file rather than the se
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import itertools
@@ -51,7 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from golive.rehearsal.standin import is_loopback, read_records, secret_from_env, serve
+from golive.rehearsal.standin import is_loopback, read_records, run
 
 MODES = ("ok", "timeout", "error", "garbage")
 API_KEY_HEADER = "X-API-Key"
@@ -246,30 +245,16 @@ def create_app(emulator: Emulator) -> Starlette:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m golive.rehearsal.bureau", description="Credit bureau emulator."
+    return run(
+        argv,
+        prog="python -m golive.rehearsal.bureau",
+        description="Credit bureau emulator.",
+        data=("--reports", "JSON lines or .csv file"),
+        secret=("--api-key-env", "require the key in $NAME"),
+        load=load_reports,
+        app=lambda reports, api_key, rng: create_app(Emulator(reports, api_key, rng=rng)),
+        event="bureau_emulator_starting",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--reports", type=Path, required=True, help="JSON lines or .csv file")
-    parser.add_argument("--api-key-env", metavar="NAME", help="require the key in $NAME")
-    parser.add_argument("--seed", type=int, help="seed the failure draws (repeatable runs)")
-    args = parser.parse_args(argv)
-    try:
-        api_key = secret_from_env(args.api_key_env)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        reports = load_reports(args.reports)
-    except ReportsFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    emulator = Emulator(reports, api_key, rng=random.Random(args.seed))
-    serve(
-        create_app(emulator), args.host, args.port, "bureau_emulator_starting", clients=len(reports)
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ value is unknown). golive never imports the service, so this module reads a file
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import itertools
@@ -47,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from golive.rehearsal.standin import is_loopback, read_records, secret_from_env, serve
+from golive.rehearsal.standin import is_loopback, read_records, run
 
 RULE_VERSION = "LCR-2016.3"
 COLUMNS = (
@@ -329,30 +328,16 @@ def create_app(legacy: Legacy) -> Starlette:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m golive.rehearsal.legacy", description="Legacy credit assessment emulator."
+    return run(
+        argv,
+        prog="python -m golive.rehearsal.legacy",
+        description="Legacy credit assessment emulator.",
+        data=("--clients", "JSON lines or .csv file"),
+        secret=("--token-env", "require Bearer $NAME"),
+        load=load_clients,
+        app=lambda clients, token, rng: create_app(Legacy(clients, token, rng=rng)),
+        event="legacy_emulator_starting",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--clients", type=Path, required=True, help="JSON lines or .csv file")
-    parser.add_argument("--token-env", metavar="NAME", help="require Bearer $NAME")
-    parser.add_argument("--seed", type=int, help="seed the failure draws (repeatable runs)")
-    args = parser.parse_args(argv)
-    try:
-        token = secret_from_env(args.token_env)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        clients = load_clients(args.clients)
-    except ClientsFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    legacy = Legacy(clients, token, rng=random.Random(args.seed))
-    serve(
-        create_app(legacy), args.host, args.port, "legacy_emulator_starting", clients=len(clients)
-    )
-    return 0
 
 
 if __name__ == "__main__":

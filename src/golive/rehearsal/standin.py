@@ -1,13 +1,17 @@
 """What the rehearsal's stand-ins for outside systems (credit bureau, legacy system) share:
-reading their data files, the loopback-only rule for their fault switches, and serving."""
+reading their data files, the loopback-only rule for their fault switches, and their command
+line and serving."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import ipaddress
 import json
 import os
-from collections.abc import Sequence
+import random
+import sys
+from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +67,43 @@ def serve(app: Any, host: str, port: int, event: str, **fields: Any) -> None:
         access_log=False,
         timeout_graceful_shutdown=1,
     )
+
+
+def run(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    data: tuple[str, str],
+    secret: tuple[str, str],
+    load: Callable[[Path], Sized],
+    app: Callable[[Any, str | None, random.Random], Any],
+    event: str,
+) -> int:
+    """A stand-in's command line: ``data`` and ``secret`` are its two options (flag, help).
+
+    The data file is read with ``load`` (a ValueError names the file and line), the secret comes
+    from the variable the secret option names; then ``app(records, secret, rng)`` is served.
+    Bad input exits 2 with one line on stderr.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(data[0], dest="data", type=Path, required=True, help=data[1])
+    parser.add_argument(secret[0], dest="secret", metavar="NAME", help=secret[1])
+    parser.add_argument("--seed", type=int, help="seed the failure draws (repeatable runs)")
+    args = parser.parse_args(argv)
+    try:
+        value = secret_from_env(args.secret)
+        records = load(args.data)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    serve(
+        app(records, value, random.Random(args.seed)),
+        args.host,
+        args.port,
+        event,
+        clients=len(records),
+    )
+    return 0
