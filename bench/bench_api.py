@@ -23,21 +23,20 @@ import sqlalchemy as sa
 from bench.harness import (
     BIN,
     OUT,
+    bench_token,
     embedded_database,
     free_port,
     machine,
     median,
     record,
+    service_env,
     start,
     wrk,
 )
-from credit_assessment.api.auth import mint_token
 from credit_assessment.seed import SMOKE_CLIENT_ID
-from credit_assessment.settings import load_settings
 from golive.rehearsal.load import LoadPlan, run_load
 
 BODY = json.dumps({"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12})
-SECRET = "bench-signing-secret-" + "0" * 48
 
 
 def main() -> int:
@@ -57,15 +56,8 @@ def main() -> int:
         schema.upgrade(url)
         create_peer_table(url)
         _seed(url)
-        env = {
-            "DATABASE_URL": url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "test",
-            "LOG_REQUESTS": "false",
-            "LOG_LEVEL": "warning",
-            "DATA_DIR": str(OUT),
-        }
-        token = mint_token(load_settings(jwt_secret=SECRET, data_dir=OUT), "bench", 3600)
+        env = service_env(url)
+        token = bench_token()
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         uvicorn = [
             str(BIN / "uvicorn"),

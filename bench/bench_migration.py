@@ -26,10 +26,19 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from bench.harness import BIN, OUT, embedded_database, free_port, machine, record, start
+from bench.harness import (
+    BIN,
+    OUT,
+    bench_token,
+    embedded_database,
+    free_port,
+    machine,
+    record,
+    service_env,
+    start,
+)
 from golive.rehearsal.load import LoadPlan, LoadResult, run_load
 
-SECRET = "bench-signing-secret-" + "0" * 48
 DATABASE = "bench_migration"
 
 SEED_ASSESSMENTS = """
@@ -223,26 +232,17 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    from credit_assessment.api.auth import mint_token
-    from credit_assessment.settings import load_settings
 
     with embedded_database() as server_url:
         url = prepare(server_url, args.rows)
         port = free_port()
-        env = {
-            "DATABASE_URL": url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "test",
-            "LOG_REQUESTS": "false",
-            "LOG_LEVEL": "warning",
-            "DATA_DIR": str(OUT),
-        }
+        env = service_env(url)
         # uvicorn with the app factory: `credit-assessment serve` would migrate to head first
         argv = [str(BIN / "uvicorn"), "--factory", "bench.bench_migration:service_app",
                 "--port", str(port), "--workers", "1", "--no-access-log",
                 "--log-level", "warning"]  # fmt: skip
         server = start("migration-service", argv, env, port, "/health")
-        token = mint_token(load_settings(jwt_secret=SECRET, data_dir=OUT), "bench", 3600)
+        token = bench_token()
         try:
             outcome = asyncio.run(_run(url, token, server.url, args))
         finally:

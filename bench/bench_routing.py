@@ -36,14 +36,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.harness import BIN, OUT, Server, free_port, machine, record, start
-from credit_assessment.api.auth import mint_token
+from bench.harness import (
+    BIN,
+    OUT,
+    Server,
+    bench_token,
+    free_port,
+    machine,
+    record,
+    service_env,
+    start,
+)
 from credit_assessment.seed import client_id
-from credit_assessment.settings import load_settings
 from golive.rehearsal.load import LoadPlan, LoadResult, Outcome, run_load
 
 SECTION = "Routing through the service vs the legacy system directly (issue 6)"
-SECRET = "bench-signing-secret-" + "0" * 48
 CLIENTS = 2000
 RATE = 500
 FAULT_RATE = 250
@@ -168,14 +175,7 @@ def routing_cost(rounds: int, seconds: float, workers: int) -> dict[str, PathRun
     flag_file.write_text(json.dumps(FLAGS_AT_ZERO, indent=2) + "\n", encoding="utf-8")
     servers: dict[str, Server] = {}
     with database() as url:
-        base_env = {
-            "DATABASE_URL": url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "test",
-            "LOG_REQUESTS": "false",
-            "LOG_LEVEL": "warning",
-            "DATA_DIR": str(OUT),
-        }
+        base_env = service_env(url)
         subprocess.run(
             [
                 str(BIN / "credit-assessment"),
@@ -190,7 +190,7 @@ def routing_cost(rounds: int, seconds: float, workers: int) -> dict[str, PathRun
             capture_output=True,
             timeout=300,
         )
-        token = mint_token(load_settings(jwt_secret=SECRET, data_dir=OUT), "bench", 3600)
+        token = bench_token()
         auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         try:
             port = free_port()

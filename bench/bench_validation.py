@@ -20,10 +20,18 @@ from datetime import UTC, date, datetime
 import psycopg
 import sqlalchemy as sa
 
-from bench.harness import BIN, OUT, embedded_database, free_port, machine, record, start
-from credit_assessment.api.auth import mint_token
+from bench.harness import (
+    BIN,
+    OUT,
+    bench_token,
+    embedded_database,
+    free_port,
+    machine,
+    record,
+    service_env,
+    start,
+)
 from credit_assessment.seed import client_rows
-from credit_assessment.settings import load_settings
 from credit_assessment.store import schema
 from credit_assessment.store.clients import upsert_clients
 from credit_assessment.store.schema import sync_url
@@ -35,7 +43,6 @@ from golive.validation.replay import replay
 from golive.validation.result import SourceInfo, Unanswered
 from golive.validation.transport import make_transport
 
-SECRET = "bench-signing-secret-" + "0" * 48
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)
 UNTIL = datetime(2020, 1, 8, tzinfo=UTC)
 MARK = "legacy-bench"
@@ -116,20 +123,13 @@ def main() -> int:
         prepare(url, args.rows, args.clients)
         print(f"generated {args.rows} stored applications in {time.perf_counter() - started:.1f} s")
         port = free_port()
-        env = {
-            "DATABASE_URL": url,
-            "JWT_SECRET": SECRET,
-            "APP_ENV": "test",
-            "LOG_REQUESTS": "false",
-            "LOG_LEVEL": "warning",
-            "DATA_DIR": str(OUT / "validation-data"),
-        }
+        env = service_env(url, OUT / "validation-data")
         argv = [str(BIN / "credit-assessment"), "serve", "--port", str(port)]
         server = start(
             "validation-service", [*argv, "--workers", str(args.workers)], env, port, "/ready"
         )
         try:
-            token = mint_token(load_settings(jwt_secret=SECRET, data_dir=OUT), "bench", 3600)
+            token = bench_token()
             figures = run(url, server.url, token, args.concurrency)
         finally:
             server.stop()

@@ -24,6 +24,27 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = REPO / "bench" / "RESULTS.md"
 OUT = REPO / "bench" / "out"
+SECRET = "bench-signing-secret-" + "0" * 48  # the services' JWT key in every benchmark
+
+
+def bench_token() -> str:
+    """A bearer token the benchmarked services accept (signed with SECRET, one hour)."""
+    from credit_assessment.api.auth import mint_token
+    from credit_assessment.settings import load_settings
+
+    return mint_token(load_settings(jwt_secret=SECRET, data_dir=OUT), "bench", 3600)
+
+
+def service_env(url: str, data_dir: Path = OUT) -> dict[str, str]:
+    """The environment every benchmarked service runs with: quiet logs, a test JWT key."""
+    return {
+        "DATABASE_URL": url,
+        "JWT_SECRET": SECRET,
+        "APP_ENV": "test",
+        "LOG_REQUESTS": "false",
+        "LOG_LEVEL": "warning",
+        "DATA_DIR": str(data_dir),
+    }
 
 
 def free_port() -> int:
