@@ -355,24 +355,24 @@ class ServiceApp:
         request_id = given if given and _REQUEST_ID.match(given) else new_request_id()
         scope["request_id"] = request_id
         status = 500
-
-        async def send_with_id(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (b"x-request-id", request_id.encode()),
-                    *self.constant_headers,
-                ]
-            await send(message)
-
         path: str = scope["path"]
         self.metrics.in_flight.inc()
         try:
             if path in hot.PATHS:  # adds the request id itself and says the status
                 status = await self._assessment(scope, receive, send, request_id)
-            else:
+            else:  # FastAPI's responses get the request id and constant headers on the way out
+
+                async def send_with_id(message: MutableMapping[str, Any]) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                        message["headers"] = [
+                            *message.get("headers", ()),
+                            (b"x-request-id", request_id.encode()),
+                            *self.constant_headers,
+                        ]
+                    await send(message)
+
                 await self.api(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
