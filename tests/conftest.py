@@ -27,6 +27,27 @@ TEMPLATE_DB = "ca_template"
 TEST_JWT_SECRET = "test-signing-secret-" + "0123456789abcdef" * 4
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-skew-s",
+        type=float,
+        default=0.0,
+        help="move this process's wall clock forward by this many seconds once collection is "
+        "done, as a slow machine would: a value computed at collection time then looks that old "
+        "(tests/integration/service/test_clock_skew.py)",
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    skew = session.config.getoption("--clock-skew-s")
+    if skew:
+        import time_machine
+
+        traveller = time_machine.travel(time.time() + skew, tick=True)
+        traveller.start()
+        session.config.add_cleanup(traveller.stop)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import jwt
@@ -206,31 +207,36 @@ def _token(**overrides: object) -> str:
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm=algorithm)
 
 
-BAD_TOKENS = [
-    ("missing", None, "Missing"),
-    ("not bearer", "Basic dXNlcjpwYXNz", "Bearer"),
-    ("expired", f"Bearer {_token(exp=int(time.time()) - 3600)}", "expired"),
-    ("wrong audience", f"Bearer {_token(aud='someone-else')}", "audience"),
-    ("wrong issuer", f"Bearer {_token(iss='evil')}", "issuer"),
-    ("wrong algorithm", f"Bearer {_token(alg='HS512')}", "algorithm"),
+# Each header is made when its test runs, never when the module is collected: a token minted at
+# collection time would expire before a slow suite reaches it (tests/unit/test_clock_at_import.py).
+BAD_TOKENS: list[tuple[str, Callable[[], str | None], str]] = [
+    ("missing", lambda: None, "Missing"),
+    ("not bearer", lambda: "Basic dXNlcjpwYXNz", "Bearer"),
+    ("expired", lambda: f"Bearer {_token(exp=int(time.time()) - 3600)}", "expired"),
+    ("wrong audience", lambda: f"Bearer {_token(aud='someone-else')}", "audience"),
+    ("wrong issuer", lambda: f"Bearer {_token(iss='evil')}", "issuer"),
+    ("wrong algorithm", lambda: f"Bearer {_token(alg='HS512')}", "algorithm"),
     (
         "bad signature",
-        f"Bearer {_token(key='another-secret-that-is-long-enough-0123456789')}",
+        lambda: f"Bearer {_token(key='another-secret-that-is-long-enough-0123456789')}",
         "invalid",
     ),
-    ("no subject", f"Bearer {_token(sub=None)}", "sub"),
-    ("garbage", "Bearer not.a.jwt", "invalid"),
+    ("no subject", lambda: f"Bearer {_token(sub=None)}", "sub"),
+    ("garbage", lambda: "Bearer not.a.jwt", "invalid"),
 ]
 
 
-@pytest.mark.parametrize(("case", "header", "says"), BAD_TOKENS, ids=[c[0] for c in BAD_TOKENS])
+@pytest.mark.parametrize(
+    ("case", "make_header", "says"), BAD_TOKENS, ids=[c[0] for c in BAD_TOKENS]
+)
 async def test_bad_tokens_are_refused_and_nothing_is_stored(
     client: httpx.AsyncClient,
     tx_database: TransactionDatabase,
     case: str,
-    header: str | None,
+    make_header: Callable[[], str | None],
     says: str,
 ) -> None:
+    header = make_header()
     headers = {"Authorization": header} if header else {}
     r = await client.post("/api/v1/assessment", json=STORY_BODY, headers=headers)
     assert r.status_code == 401, case

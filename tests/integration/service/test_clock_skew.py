@@ -1,0 +1,74 @@
+"""The suite's clock-sensitive tests pass when they run 20 minutes after they were collected.
+
+A slow machine collects the suite and reaches a test many minutes later. ``--clock-skew-s``
+(tests/conftest.py) moves the wall clock of the pytest process forward once collection is done,
+so any token, timestamp or deadline made at collection looks that old. The service runs in the
+same process (over ASGI), so it judges token expiry by the moved clock too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SKEW_S = 20 * 60
+# The tests that run wholly in this process (no server of their own whose clock would not move):
+# the unit tests and the service's API, routing, writer and readiness tests, tokens included.
+CLOCK_SENSITIVE = [
+    "tests/unit",
+    "tests/integration/service",
+    f"--ignore={Path(__file__).relative_to(REPO)}",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def _pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_token_tests_pass_twenty_minutes_after_collection() -> None:
+    run = _pytest(f"--clock-skew-s={SKEW_S}", *CLOCK_SENSITIVE)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout
+
+
+def test_a_token_minted_at_collection_fails_under_the_skew(tmp_path: Path) -> None:
+    """The guard can fail: the shape of the bug it exists for is caught."""
+    (tmp_path / "conftest.py").write_text(
+        (REPO / "tests" / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (tmp_path / "test_stale.py").write_text(
+        """
+import time
+import jwt
+import pytest
+
+def _token():
+    return jwt.encode({"exp": int(time.time()) + 600}, "k" * 32, algorithm="HS256")
+
+CASES = [_token()]  # minted at collection: the bug
+
+@pytest.mark.parametrize("token", CASES)
+def test_token_is_still_valid(token):
+    jwt.decode(token, "k" * 32, algorithms=["HS256"])
+""",
+        encoding="utf-8",
+    )
+    fresh = _pytest(str(tmp_path), cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stdout[-2000:]
+    skewed = _pytest(f"--clock-skew-s={SKEW_S}", str(tmp_path), cwd=tmp_path)
+    assert skewed.returncode == 1
+    assert "ExpiredSignatureError" in skewed.stdout
