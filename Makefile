@@ -11,11 +11,16 @@ PYTEST_ARGS ?=
 .PHONY: run serve test lint unit bench system-deps venv clean help
 
 help:
-	@echo "make run     the full local go-live rehearsal (golive rehearse deploy/golive/rehearsal.yaml)"
-	@echo "make serve   just the API on embedded PostgreSQL, seeded, at http://$(HOST):$(PORT)"
-	@echo "make test    set up everything and run the whole suite"
-	@echo "make lint    ruff, mypy, import-linter"
-	@echo "make bench   benchmarks (figures go to bench/RESULTS.md)"
+	@echo "make run          the full local go-live rehearsal (golive rehearse deploy/golive/rehearsal.yaml)"
+	@echo "make test         set up everything and run the whole suite (lint first)"
+	@echo "make serve        just the API on embedded PostgreSQL, seeded, at http://$(HOST):$(PORT)"
+	@echo "make lint         ruff, ruff format --check, mypy, import-linter"
+	@echo "make unit         the unit tests alone (PYTEST_ARGS=... passes options to pytest)"
+	@echo "make bench        every benchmark in bench/ in turn; figures go to bench/RESULTS.md"
+	@echo "make venv         the virtualenv in $(VENV) with the pinned packages"
+	@echo "make system-deps  the Debian packages the suite and the rehearsal use (as root)"
+	@echo "make clean        remove the virtualenv, .data and the tools' caches"
+	@echo "make help         this list"
 
 venv: $(STAMP)
 

@@ -195,3 +195,4 @@ def record(section: str, text: str) -> None:
         else current.rstrip() + "\n\n" + block
     )
     RESULTS.write_text(updated, encoding="utf-8")
+    print(f'recorded in {RESULTS.relative_to(REPO)}, section "{section}"', flush=True)
