@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,32 +18,71 @@ import sqlalchemy as sa
 
 from credit_assessment.seed import SMOKE_CLIENT_ID, client_id, client_rows
 from credit_assessment.store.schema import sync_url
-from tests.conftest import REPO, TEST_JWT_SECRET, VENV_BIN, LiveServer, start_server
+from tests.conftest import (
+    REPO,
+    TEST_JWT_SECRET,
+    VENV_BIN,
+    LiveServer,
+    free_port,
+    start_server,
+)
 
 pytestmark = pytest.mark.slow
 BODY = {"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12}
 
 
-def test_story_smoke_script_passes_against_a_live_server(
-    live_server: LiveServer, token: str
-) -> None:
+def _smoke_script(url: str, token: str) -> subprocess.CompletedProcess[str]:
     missing = [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
     if missing:
         pytest.skip(
             f"the story's smoke script needs {', '.join(missing)} (make test installs them as root)"
         )
-    result = subprocess.run(
-        ["bash", str(REPO / "scripts" / "smoke-tests.sh"), live_server.url],
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "smoke-tests.sh"), url],
         env={**os.environ, "API_TOKEN": token},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_story_smoke_script_passes_against_a_live_server(
+    live_server: LiveServer, token: str
+) -> None:
+    result = _smoke_script(live_server.url, token)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All smoke tests passed!" in result.stdout
     assert "Assessment API passed (ID: " in result.stdout
     assert "(ID: null)" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "make_token", "says"),
+    [
+        ("wrong token", lambda good: good[:-4] + "AAAA", "HTTP 401"),
+        ("no token", lambda good: "", "API_TOKEN is empty"),
+    ],
+)
+def test_story_smoke_script_fails_on_a_refused_assessment(
+    live_server: LiveServer, token: str, case: str, make_token: Any, says: str
+) -> None:
+    bad = make_token(token)
+    result = _smoke_script(live_server.url, bad)
+    assert result.returncode != 0, case
+    assert "Assessment API failed" in result.stdout or "Assessment API not tried" in result.stdout
+    assert says in result.stdout
+    assert "All smoke tests passed!" not in result.stdout
+    assert "Assessment API passed" not in result.stdout
+    assert token not in result.stdout + result.stderr
+    if bad:
+        assert bad not in result.stdout + result.stderr
+
+
+def test_story_smoke_script_fails_when_nothing_answers(token: str) -> None:
+    result = _smoke_script(f"http://127.0.0.1:{free_port()}", token)
+    assert result.returncode != 0
+    assert "Health check failed: HTTP 000" in result.stdout
 
 
 def test_logs_carry_no_token_and_no_client_name(live_server: LiveServer, token: str) -> None:
@@ -169,6 +210,67 @@ def test_embedded_database_serves_and_keeps_data_across_restarts(
     while _postgres_serving(pg_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _postgres_serving(pg_dir), "the embedded PostgreSQL outlived the service"
+
+
+@pytest.mark.parametrize(
+    ("how", "workers", "stop_signal"),
+    [
+        ("SIGTERM, one worker", 1, signal.SIGTERM),
+        ("SIGINT, two workers", 2, signal.SIGINT),
+        ("the supervisor killed (SIGKILL), two workers", 2, signal.SIGKILL),
+        ("a single worker killed (SIGKILL)", 1, signal.SIGKILL),
+    ],
+)
+def test_embedded_database_stops_however_the_service_ends(
+    tmp_path: Path, how: str, workers: int, stop_signal: signal.Signals
+) -> None:
+    data_dir = tmp_path / "data"
+    pg_dir = (data_dir / "pg").resolve()
+    env = {**os.environ, "DATA_DIR": str(data_dir), "JWT_SECRET": TEST_JWT_SECRET}
+    env.pop("DATABASE_URL", None)
+    subprocess.run(
+        [str(VENV_BIN / "credit-assessment"), "seed", "--clients", "3"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    # A process that used this server earlier and died without its exit hooks (a crash) is
+    # still listed as a user: it must not keep the server alive for ever.
+    (pg_dir / ".handle_pids.json").write_text(json.dumps([_ended_pid()]))
+    server = start_server(
+        tmp_path,
+        {"DATA_DIR": str(data_dir), "DATABASE_URL": "", "SHUTDOWN_DRAIN_S": "0"},
+        workers=workers,
+    )
+    postmaster = int((pg_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    assert _postgres_serving(str(pg_dir))
+    server.process.send_signal(stop_signal)
+    server.process.wait(30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+        (pg_dir / "postmaster.pid").exists() or _process_exists(postmaster)
+    ):
+        time.sleep(0.2)
+    assert not (pg_dir / "postmaster.pid").exists(), f"{how}: postmaster.pid left behind"
+    assert not _process_exists(postmaster), f"{how}: PostgreSQL pid {postmaster} still running"
+    assert not _postgres_serving(str(pg_dir)), how
+
+
+def _ended_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _process_exists(pid: int) -> bool:
+    """Running, not merely waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _postgres_serving(pg_dir: str) -> bool:
