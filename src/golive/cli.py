@@ -11,8 +11,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from golive.errors import GoLiveError
+
+if TYPE_CHECKING:
+    from golive.smoke import Dependency
 
 Handler = Callable[[argparse.Namespace], None]
 Subcommands = argparse._SubParsersAction  # the object add_subparsers() returns
@@ -140,7 +144,10 @@ def _pause(args: argparse.Namespace) -> None:
 def _smoke(args: argparse.Namespace) -> None:
     from golive import smoke
 
-    smoke.main(args.url, args.token_env, args.bureau_url)
+    dependencies = list(args.dependency)
+    if args.bureau_url:
+        dependencies.append(smoke.Dependency("credit bureau", args.bureau_url))
+    smoke.main(args.url, args.token_env, dependencies)
 
 
 def _plan_argument(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
@@ -233,8 +240,31 @@ def _add_smoke(commands: Subcommands) -> None:
     smoke = commands.add_parser("smoke", help="run the smoke tests against a URL")
     smoke.add_argument("url", metavar="URL")
     smoke.add_argument("--token-env", default="API_TOKEN", help="variable holding the bearer token")
-    smoke.add_argument("--bureau-url", help="credit bureau URL to check (default: skipped)")
+    smoke.add_argument(
+        "--dependency",
+        action="append",
+        default=[],
+        type=_dependency,
+        metavar="NAME=URL[,FIELD=VALUE...]",
+        help="an external service's health URL; it must answer 200, with these JSON fields "
+        "when given (repeatable; default: none, the check says it is skipped)",
+    )
+    smoke.add_argument("--bureau-url", help="shorthand for --dependency 'credit bureau=URL'")
     smoke.set_defaults(handler=_smoke)
+
+
+def _dependency(text: str) -> Dependency:
+    from golive.smoke import Dependency
+
+    name, _, rest = text.partition("=")
+    url, *fields = rest.split(",")
+    pairs = [f.partition("=") for f in fields]
+    malformed = any(not k or not eq for k, eq, _ in pairs)
+    if not name.strip() or not url.startswith(("http://", "https://")) or malformed:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=URL[,FIELD=VALUE...] with an http(s) URL"
+        )
+    return Dependency(name.strip(), url, {k: v for k, _, v in pairs})
 
 
 def _db_handler(args: argparse.Namespace) -> None:

@@ -127,12 +127,22 @@ class Deploy(_Strict):
     drain_s: Annotated[float, Field(ge=0, le=300)] = 2
 
 
+class SmokeDependency(_Strict):
+    """An external service the service calls: its health URL and the answer that proves it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    # JSON fields its health answer must carry (e.g. {status: UP}); empty: a 200 is enough.
+    expect: dict[str, str] = {}
+
+
 class Smoke(_Strict):
     client_id: str = "123e4567-e89b-12d3-a456-426614174000"
     loan_amount: Annotated[float, Field(gt=0)] = 50000
     loan_term: Annotated[int, Field(gt=0)] = 12
-    # The credit bureau the service calls; the smoke test checks it answers. None: skipped.
-    bureau_url: str | None = None
+    # The services the service calls (credit bureau, legacy system); the smoke test demands each
+    # one's own health answer. The target adds the ones it started (the rehearsal's emulators).
+    dependencies: list[SmokeDependency] = []
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
 
 
@@ -242,6 +252,9 @@ class Rehearsal(_Strict):
 
     clients: Annotated[int, Field(ge=1, le=100_000)] = 2000
     background_rate_per_s: Annotated[float, Field(gt=0, le=2000)] = 250
+    # Zero downtime includes latency: the p99 of every 10 s window of the background load, from
+    # each request's scheduled start, must stay at or under this.
+    max_window_p99_ms: Annotated[float, Field(gt=0, le=60_000)] = 1000
     # Start Prometheus (and Alertmanager) on loopback when installed, scraping both slots.
     monitoring: bool = True
     # A fresh rehearsal database starts at the previous release's schema, so the go-live has a

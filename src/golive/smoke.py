@@ -2,9 +2,11 @@
 
 1. ``/health`` answers 200;  2. ``/ready`` answers 200;  3. ``/metrics`` has
 ``credit_assessments_total``;  4. a real assessment with a token returns an id (not empty),
-and reading it back by id returns it;  5. the external services answer (the credit bureau
-URL of the plan; skipped, saying so, when the plan names none);  6. metrics are flowing:
-``credit_assessments_total`` rose after the test assessment.
+and reading it back by id returns it;  5. each external service the service depends on gives its
+own health answer (a 200 whose JSON carries the fields the dependency is known to answer with, so
+a 404 or 401 from the wrong host fails; one check per dependency, from the plan and the target;
+skipped, saying so, when there are none);  6. metrics are flowing: ``credit_assessments_total``
+rose after the test assessment.
 
 ``golive smoke URL`` runs them standalone; the go-live runs them against green before the
 switch and through the router after it.
@@ -12,6 +14,7 @@ switch and through the router after it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -67,12 +70,41 @@ class SmokeReport:
 
 
 @dataclass(frozen=True)
+class Dependency:
+    """An external service the service needs, and the health answer that proves it is that one."""
+
+    name: str
+    health_url: str
+    expect: Mapping[str, str] = field(default_factory=dict)  # JSON fields the answer must carry
+
+
+@dataclass(frozen=True)
 class SmokeRequest:
     client_id: str = "123e4567-e89b-12d3-a456-426614174000"
     loan_amount: float = 50000
     loan_term: int = 12
-    bureau_url: str | None = None
+    dependencies: tuple[Dependency, ...] = ()
     timeout_s: float = 10.0
+
+
+def health_answer(dependency: Dependency, status: int, body: bytes) -> tuple[str, str]:
+    """Judge a dependency's health answer: 200, and every expected JSON field as expected."""
+    said = f"GET {dependency.health_url} -> {status}"
+    if status != 200:
+        return "failed", f"{said}, not its health answer"
+    if not dependency.expect:
+        return "passed", said
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "failed", f"{said}, but the body is not JSON"
+    if not isinstance(data, dict):
+        return "failed", f"{said}, but the body is not a JSON object"
+    wrong = {k: data.get(k) for k, v in dependency.expect.items() if str(data.get(k)) != v}
+    if wrong:
+        expected = ", ".join(f"{k}={v}" for k, v in dependency.expect.items())
+        return "failed", f"{said}, but it answered {wrong} where {expected} was expected"
+    return "passed", f"{said} " + ", ".join(f"{k}={data[k]}" for k in dependency.expect)
 
 
 def counter_total(metrics_text: str) -> float | None:
@@ -162,16 +194,20 @@ def run_smoke(
 
         created = run.check("assessment", assessment)
 
-        def bureau() -> tuple[str, str]:
-            if not want.bureau_url:
-                return "skipped", "no credit bureau URL in the plan; connectivity not checked"
-            response = httpx.get(want.bureau_url, timeout=want.timeout_s)
-            ok = response.status_code < 500
-            return (
-                "passed" if ok else "failed"
-            ), f"GET {want.bureau_url} -> {response.status_code}"
+        def dependency_probe(dependency: Dependency) -> Callable[[], tuple[str, str]]:
+            def probe() -> tuple[str, str]:
+                response = httpx.get(dependency.health_url, timeout=want.timeout_s)
+                return health_answer(dependency, response.status_code, response.content)
 
-        run.check("external services", bureau)
+            return probe
+
+        for dependency in want.dependencies:
+            run.check(f"external service: {dependency.name}", dependency_probe(dependency))
+        if not want.dependencies:
+            run.check(
+                "external services",
+                lambda: ("skipped", "no external service named by the plan or the target"),
+            )
 
         def flowing() -> tuple[str, str]:
             if not created or before["total"] is None:
@@ -216,9 +252,11 @@ def token_from_env(name: str) -> str:
     return token
 
 
-def main(url: str, token_env: str, bureau_url: str | None) -> None:
+def main(url: str, token_env: str, dependencies: list[Dependency]) -> None:
     """``golive smoke URL``: print every check; fail (exit 1) when one failed."""
-    report = run_smoke(url, token_from_env(token_env), SmokeRequest(bureau_url=bureau_url))
+    report = run_smoke(
+        url, token_from_env(token_env), SmokeRequest(dependencies=tuple(dependencies))
+    )
     for check in report.checks:
         print(check)
     if not report.passed:

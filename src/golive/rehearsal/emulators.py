@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from golive.errors import TargetError
+from golive.smoke import Dependency
 from golive.targets.processes import ProcessRecord, spawn
 from golive.traffic.flagd import write_disabled
 
@@ -98,8 +99,12 @@ def start(home: Path) -> dict[str, str]:
     bureau_args = ["-m", "golive.rehearsal.bureau", "--reports", str(bureau_file)]
     bureau_env = {"BUREAU_API_KEY": key_file.read_text(encoding="utf-8").strip()}
     specs: dict[str, tuple[list[str], dict[str, str], str]] = {
-        "legacy": (legacy_args, {}, "/legacy/health"),
-        "bureau": ([*bureau_args, "--api-key-env", "BUREAU_API_KEY"], bureau_env, "/health"),
+        "legacy": (legacy_args, {}, HEALTH["legacy"][1]),
+        "bureau": (
+            [*bureau_args, "--api-key-env", "BUREAU_API_KEY"],
+            bureau_env,
+            HEALTH["bureau"][1],
+        ),
     }
     urls = {}
     for name, (args, extra_env, health) in specs.items():
@@ -135,6 +140,23 @@ def slot_env(home: Path) -> dict[str, str]:
     if data.get("flag_file"):
         env["FLAGD_OFFLINE_FLAG_SOURCE_PATH"] = str(data["flag_file"])
     return env
+
+
+# Each emulator's health path and the answer that proves it is that emulator.
+HEALTH = {
+    "legacy": ("legacy system", "/legacy/health", {"status": "UP"}),
+    "bureau": ("credit bureau", "/health", {"status": "ok"}),
+}
+
+
+def dependencies(home: Path) -> list[Dependency]:
+    """The emulators this state directory started, as the smoke test checks them."""
+    data = _load(home)
+    found = []
+    for key, (name, path, expect) in HEALTH.items():
+        if (data.get(key) or {}).get("url"):
+            found.append(Dependency(name, str(data[key]["url"]) + path, expect))
+    return found
 
 
 def stop(home: Path) -> list[str]:

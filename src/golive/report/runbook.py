@@ -212,7 +212,16 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
 
 def _smoke_section(plan: Plan) -> list[str]:
     url = plan.slot_address("green")
-    bureau = plan.smoke.bureau_url or "none in this plan: the check is skipped, saying so"
+    deps = plan.smoke.dependencies
+    named = "; ".join(
+        f"{d.name}: `GET {d.url}` answers 200"
+        + (" with " + ", ".join(f"`{k}={v}`" for k, v in d.expect.items()) if d.expect else "")
+        for d in deps
+    )
+    flags = " ".join(
+        f"--dependency '{d.name}={','.join([d.url, *(f'{k}={v}' for k, v in d.expect.items())])}'"
+        for d in deps
+    )
     return [
         "## Smoke-test procedure",
         "",
@@ -224,7 +233,9 @@ def _smoke_section(plan: Plan) -> list[str]:
         f"4. `POST /api/v1/assessment` for client `{plan.smoke.client_id}` "
         f"({plan.smoke.loan_amount:g} over {plan.smoke.loan_term} months) returns an `id`, "
         "and `GET /api/v1/assessment/{id}` returns it",
-        f"5. external services reachable (credit bureau: {bureau})",
+        "5. each external service gives its own health answer ("
+        + (named or "none in this plan: the check is skipped, saying so")
+        + ")",
         "6. metrics flowing: `credit_assessments_total` rose after the test assessment",
         "",
         "By hand:",
@@ -233,7 +244,7 @@ def _smoke_section(plan: Plan) -> list[str]:
             [
                 "export API_TOKEN=$(credit-assessment token --subject smoke --ttl 900)",
                 f"./scripts/smoke-tests.sh {url}",
-                f"golive smoke {url} --token-env API_TOKEN",
+                f"golive smoke {url} --token-env API_TOKEN" + (f" {flags}" if flags else ""),
             ]
         ),
         "",

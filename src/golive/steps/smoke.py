@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from golive.errors import GoLiveError
 from golive.plan import Plan
-from golive.smoke import SmokeReport, SmokeRequest, run_smoke
+from golive.smoke import Dependency, SmokeReport, SmokeRequest, run_smoke
 from golive.steps import StepContext, StepResult
+from golive.targets import Target
 
 
-def smoke_request(plan: Plan) -> SmokeRequest:
+def smoke_request(plan: Plan, target: Target) -> SmokeRequest:
+    """The plan's smoke settings; its dependencies, then those the target runs, one per name."""
     s = plan.smoke
-    return SmokeRequest(s.client_id, s.loan_amount, s.loan_term, s.bureau_url, s.timeout_s)
+    named = [Dependency(d.name, d.url, d.expect) for d in s.dependencies]
+    known = {d.name for d in named}
+    named += [d for d in target.dependencies() if d.name not in known]
+    return SmokeRequest(s.client_id, s.loan_amount, s.loan_term, tuple(named), s.timeout_s)
 
 
 def smoke_or_fail(ctx: StepContext, url: str, what: str) -> SmokeReport:
-    report = run_smoke(url, ctx.token(), smoke_request(ctx.plan))
+    report = run_smoke(url, ctx.token(), smoke_request(ctx.plan, ctx.target))
     for check in report.checks:
         ctx.observer.message(f"  {check}")
     if not report.passed:

@@ -17,6 +17,7 @@ from golive.errors import PlanError
 
 if TYPE_CHECKING:
     from golive.plan import Plan, SlotName
+    from golive.smoke import Dependency
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class Target(Protocol):
 
     def service_env(self) -> dict[str, str]:
         """Environment for the service's own CLI (migrations, tokens): database and secrets."""
+        ...
+
+    def dependencies(self) -> list[Dependency]:
+        """External services this target runs for the slots (the rehearsal's emulators), for the
+        smoke test to check beside the plan's own; empty when the target runs none."""
         ...
 
     def deploy(self, slot: SlotName) -> bool:

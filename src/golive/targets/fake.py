@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from golive.errors import TargetError
 from golive.plan import SlotName
+from golive.smoke import Dependency
 from golive.targets import Check, RouterState, SlotStatus, SwitchResult
 
 
@@ -24,6 +25,7 @@ class FakeTarget:
     fail_on: dict[str, Exception] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=lambda: {"blue": "1.9.0", "green": "2.0.0"})
+    known_dependencies: list[Dependency] = field(default_factory=list)
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -40,6 +42,9 @@ class FakeTarget:
 
     def service_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url()}
+
+    def dependencies(self) -> list[Dependency]:
+        return list(self.known_dependencies)
 
     def deploy(self, slot: SlotName) -> bool:
         self._call(f"deploy:{slot}")

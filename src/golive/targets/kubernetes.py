@@ -26,6 +26,7 @@ from golive.targets.kubeapi import KubectlProxy, KubernetesApi
 
 if TYPE_CHECKING:
     from golive.plan import Plan, SlotName
+    from golive.smoke import Dependency
 
 SLOT_LABEL = "slot"
 VERSION_ANNOTATION = "golive/version"
@@ -83,6 +84,9 @@ class KubernetesTarget:
 
     def service_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url(), "APP_ENV": "production"}
+
+    def dependencies(self) -> list[Dependency]:
+        return []  # the cluster's services are named in the plan (smoke.dependencies)
 
     # --- slots ----------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ import httpx
 from golive.errors import TargetError, TargetUnreachableError
 from golive.plan import SLOT_NAMES, Plan, SlotName
 from golive.rehearsal import emulators
+from golive.smoke import Dependency
 from golive.targets import Check, RouterState, SlotStatus, SwitchResult
 from golive.targets.haproxy import RuntimeApi, find_haproxy, render_config
 from golive.targets.processes import ProcessRecord, spawn
@@ -314,6 +315,9 @@ class LocalTarget:
 
     def service_url(self) -> str:
         return self.plan.target.public_url or f"http://127.0.0.1:{self.plan.target.router.port}"
+
+    def dependencies(self) -> list[Dependency]:
+        return emulators.dependencies(self.home)
 
     def deploy(self, slot: SlotName, version: str | None = None) -> bool:
         spec = self.plan.slots.of(slot)

@@ -55,11 +55,32 @@ def test_story_smoke_script_passes_against_every_slot_and_the_router(local, caps
             assert "All smoke tests passed!" in result.stdout
 
         os.environ["GOLIVE_TEST_TOKEN"] = token
-        assert (
-            cli.main(["smoke", target.slot_url("green"), "--token-env", "GOLIVE_TEST_TOKEN"]) == 0
-        )
+        smoke = ["smoke", target.slot_url("green"), "--token-env", "GOLIVE_TEST_TOKEN"]
+        assert cli.main(smoke) == 0
         out = capsys.readouterr().out
         assert "[ok] metrics flowing" in out and "[skip] external services" in out
+
+        # The emulators the target started, each judged by its own health answer.
+        deps = {d.name: d for d in target.dependencies()}
+        assert set(deps) == {"credit bureau", "legacy system"}
+        flags = []
+        for d in deps.values():
+            fields = "".join(f",{k}={v}" for k, v in d.expect.items())
+            flags += ["--dependency", f"{d.name}={d.health_url}{fields}"]
+        assert cli.main([*smoke, *flags]) == 0
+        out = capsys.readouterr().out
+        assert "[ok] external service: credit bureau" in out
+        assert "[ok] external service: legacy system" in out
+
+        # The wrong host answers 200 too, but not with the bureau's health answer; a 404 fails.
+        bureau = deps["credit bureau"]
+        legacy_health = deps["legacy system"].health_url
+        wrong = ["--dependency", f"credit bureau={legacy_health},status=ok"]
+        assert cli.main([*smoke, *wrong]) == 1
+        assert "[FAIL] external service: credit bureau" in capsys.readouterr().out
+        missing = ["--dependency", f"credit bureau={bureau.health_url}/nope"]
+        assert cli.main([*smoke, *missing]) == 1
+        assert "-> 404, not its health answer" in capsys.readouterr().out
     finally:
         os.environ.pop("GOLIVE_TEST_TOKEN", None)
         target.stop("green")
