@@ -252,6 +252,9 @@ class Rehearsal(_Strict):
 
     clients: Annotated[int, Field(ge=1, le=100_000)] = 2000
     background_rate_per_s: Annotated[float, Field(gt=0, le=2000)] = 250
+    # The load rises to that rate over this many seconds, and the go-live starts once every
+    # seeded client has been assessed once: blue stands in for a warm, long-running release.
+    background_ramp_s: Annotated[float, Field(ge=0, le=300)] = 20
     # Zero downtime includes latency: the p99 of every 10 s window of the background load, from
     # each request's scheduled start, must stay at or under this.
     max_window_p99_ms: Annotated[float, Field(gt=0, le=60_000)] = 1000

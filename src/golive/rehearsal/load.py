@@ -6,22 +6,27 @@ keep-alive, raw asyncio streams: cheap enough that one core drives thousands of 
 Only loopback targets are accepted, and every run is bounded in rate and duration.
 
 ``LiveCounts`` is updated as answers arrive (sent, failed, by tag), for a progress display;
-``BackgroundLoad`` runs a plan on its own event loop in a thread, for the whole of a
-rehearsal, and hands back the ``LoadResult`` when stopped. ``slot_engine_tag`` tags each
+``BackgroundLoad`` runs a plan in a process of its own (so nothing golive does delays the
+generator and is mistaken for server latency), for the whole of a rehearsal, and hands back
+the ``LoadResult`` when stopped. ``slot_engine_tag`` tags each
 answer with the slot the router names in ``X-Slot`` and the ``engine`` of the decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import math
+import multiprocessing
 import re
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 MAX_RATE_PER_S = 20_000
@@ -60,6 +65,21 @@ class LoadPlan:
     connections: int = 32
     timeout_s: float = 10.0
     classify: Classifier | None = None
+    # The rate rises linearly from 0 over the first ramp_s seconds, as traffic reaches a
+    # long-running release: never all at once on cold caches.
+    ramp_s: float = 0.0
+
+    def total(self) -> int:
+        """How many requests the whole run sends."""
+        ramped = self.rate_per_s * min(self.ramp_s, self.duration_s) ** 2 / (2 * self.ramp_s or 1)
+        return int(ramped + self.rate_per_s * max(0.0, self.duration_s - self.ramp_s))
+
+    def offset_s(self, index: int) -> float:
+        """When request ``index`` is due, in seconds from the start of the run."""
+        in_ramp = self.rate_per_s * self.ramp_s / 2  # requests sent during the ramp
+        if index < in_ramp:
+            return math.sqrt(2 * self.ramp_s * index / self.rate_per_s)
+        return self.ramp_s + (index - in_ramp) / self.rate_per_s
 
     def validate(self) -> tuple[str, int]:
         parts = urlsplit(self.url)
@@ -78,7 +98,79 @@ class LoadPlan:
             raise LoadError(f"duration must be in (0, {MAX_DURATION_S}] s")
         if self.connections < 1:
             raise LoadError("connections must be at least 1")
+        if not 0 <= self.ramp_s <= self.duration_s:
+            raise LoadError("the ramp must last between 0 s and the whole duration")
         return host, parts.port or 80
+
+
+def nearest_rank_ms(sorted_latencies_s: list[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank) of latencies in seconds, in milliseconds."""
+    if not sorted_latencies_s:
+        return math.nan
+    n = len(sorted_latencies_s)
+    return sorted_latencies_s[min(n - 1, max(0, math.ceil(q / 100 * n) - 1))] * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFigures:
+    requests: int
+    failed: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> WindowFigures:
+        latencies = sorted(o.latency_s for o in outcomes)
+        return cls(
+            requests=len(outcomes),
+            failed=sum(1 for o in outcomes if not o.ok),
+            p50_ms=nearest_rank_ms(latencies, 50),
+            p99_ms=nearest_rank_ms(latencies, 99),
+            max_ms=latencies[-1] * 1000 if latencies else math.nan,
+        )
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        def ms(value: float) -> float | None:
+            return None if math.isnan(value) else round(value, 2)
+
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "p50_ms": ms(self.p50_ms),
+            "p99_ms": ms(self.p99_ms),
+            "max_ms": ms(self.max_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LoadWindow:
+    """One window of a load run: its figures overall and by tag (``slot/engine``)."""
+
+    started_at: float  # wall clock (time.time()) of the window's start
+    width_s: float
+    total: WindowFigures
+    by_tag: dict[str, WindowFigures]
+
+    @classmethod
+    def of(cls, started_at: float, width_s: float, outcomes: list[Outcome]) -> LoadWindow:
+        tags: dict[str, list[Outcome]] = {}
+        for o in outcomes:
+            tags.setdefault(o.tag or "-", []).append(o)
+        return cls(
+            started_at,
+            width_s,
+            WindowFigures.of(outcomes),
+            {tag: WindowFigures.of(found) for tag, found in sorted(tags.items())},
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.started_at, 3),
+            "width_s": self.width_s,
+            **self.total.as_dict(),
+            "by_tag": {tag: f.as_dict() for tag, f in self.by_tag.items()},
+        }
 
 
 @dataclass
@@ -112,11 +204,27 @@ class LoadResult:
         return Counter(o.status for o in self.outcomes)
 
     def percentile_ms(self, q: float, tag: str | None = None) -> float:
-        values = sorted(o.latency_s for o in self.outcomes if tag is None or o.tag == tag)
-        if not values:
-            return math.nan
-        index = min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))
-        return values[index] * 1000
+        return nearest_rank_ms(
+            sorted(o.latency_s for o in self.outcomes if tag is None or o.tag == tag), q
+        )
+
+    def windows(self, width_s: float) -> list[LoadWindow]:
+        """Figures per window of ``width_s`` seconds of *scheduled* time, from the run's start.
+
+        A request belongs to the window in which it was due to leave, so a stall is charged to
+        the window where clients started waiting for it. Windows with no request are kept (a
+        generator that sent nothing for a while is itself a finding).
+        """
+        if width_s <= 0:
+            raise LoadError("a window must be longer than 0 s")
+        count = max(1, math.ceil(self.elapsed_s / width_s))
+        buckets: list[list[Outcome]] = [[] for _ in range(count)]
+        for o in self.outcomes:
+            buckets[min(count - 1, int(o.scheduled_s // width_s))].append(o)
+        return [
+            LoadWindow.of(self.started_at + i * width_s, width_s, bucket)
+            for i, bucket in enumerate(buckets)
+        ]
 
     def throughput(self) -> float:
         return self.count / self.elapsed_s if self.elapsed_s > 0 else 0.0
@@ -182,13 +290,15 @@ class LiveCounts:
         # (monotonic time answered, latency in seconds, ok): for windows of live figures.
         self.samples: list[tuple[float, float, bool]] = []
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, answered_at: float | None = None) -> None:
+        """Count an answer; ``answered_at`` is its ``time.monotonic()`` (default: now)."""
         self.sent += 1
         if not outcome.ok:
             self.failed += 1
             self.last_error = outcome.error or f"HTTP {outcome.status}"
         self.by_tag[outcome.tag or "-"] += 1
-        self.samples.append((time.monotonic(), outcome.latency_s, outcome.ok))
+        when = time.monotonic() if answered_at is None else answered_at
+        self.samples.append((when, outcome.latency_s, outcome.ok))
 
     def window(self, since: float) -> tuple[int, int, float]:
         """(requests, failed, p99 ms) of the answers since a ``time.monotonic()`` instant."""
@@ -196,8 +306,7 @@ class LiveCounts:
         if not recent:
             return 0, 0, math.nan
         latencies = sorted(s[1] for s in recent)
-        index = min(len(latencies) - 1, max(0, math.ceil(0.99 * len(latencies)) - 1))
-        return len(recent), sum(1 for s in recent if not s[2]), latencies[index] * 1000
+        return len(recent), sum(1 for s in recent if not s[2]), nearest_rank_ms(latencies, 99)
 
 
 _ENGINE = re.compile(rb'"engine"\s*:\s*"([a-z_-]+)"')
@@ -214,8 +323,7 @@ async def run_load(
 ) -> LoadResult:
     """Send ``rate_per_s`` requests a second for ``duration_s`` (or until ``stop`` is set)."""
     host, port = plan.validate()
-    total = int(plan.rate_per_s * plan.duration_s)
-    interval = 1.0 / plan.rate_per_s
+    total = plan.total()
     tickets: asyncio.Queue[int | None] = asyncio.Queue()
     outcomes: list[Outcome] = []
     started_at = time.time()
@@ -225,7 +333,7 @@ async def run_load(
         conn = _Connection(host, port)
         try:
             while (index := await tickets.get()) is not None:
-                scheduled = index * interval
+                scheduled = plan.offset_s(index)
                 raw = _raw_request(plan, host, port, index)
                 status, error, tag = 0, None, ""
                 try:
@@ -249,7 +357,7 @@ async def run_load(
     for index in range(total):
         if stop is not None and stop.is_set():
             break
-        delay = start + index * interval - time.perf_counter()
+        delay = start + plan.offset_s(index) - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         tickets.put_nowait(index)
@@ -260,50 +368,139 @@ async def run_load(
 
 
 class BackgroundLoad:
-    """A load plan running on its own event loop in a thread until ``stop()``."""
+    """A load plan running in a process of its own until ``stop()``.
+
+    The generator measures latency from each request's schedule, so anything that delays the
+    generator itself is charged to the server. In golive's own process it shared the GIL with
+    the steps, and a step that held it for half a second (reading the validation pairs) showed up
+    as half a second of "server" latency. In its own process (forked, so the plan's callables need
+    no pickling) it measures the server alone. Outcomes come back over a pipe in batches every
+    ``BATCH_S`` and feed ``live`` (counts, by tag, windows by the time each answer arrived).
+    The child stops when told, when the pipe closes (golive died), or at the plan's duration.
+    """
+
+    BATCH_S = 0.1
 
     def __init__(self, plan: LoadPlan) -> None:
         plan.validate()
         self.plan = plan
         self.live = LiveCounts()
         self.result: LoadResult | None = None
-        self.error: BaseException | None = None
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
+        self.error: str | None = None
+        self._outcomes: list[Outcome] = []
+        context = multiprocessing.get_context("fork")
+        self._conn, child_conn = context.Pipe(duplex=True)
+        self._process = context.Process(
+            target=_child_main, args=(plan, child_conn), name="background-load", daemon=True
+        )
+        self._child_conn = child_conn
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="background-load", daemon=True)
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> LoadResult:
-            self._stop = asyncio.Event()
-            self._ready.set()
-            return await run_load(self.plan, self._stop, self.live)
-
-        try:
-            self.result = self._loop.run_until_complete(main())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller of stop()
-            self.error = exc
-        finally:
-            self._ready.set()
-            self._loop.close()
+        self._reader = threading.Thread(target=self._read, name="background-load", daemon=True)
 
     def start(self) -> BackgroundLoad:
-        self._thread.start()
+        self._process.start()
+        self._child_conn.close()
+        self._reader.start()
         self._ready.wait(10)
         return self
 
+    def _read(self) -> None:
+        try:
+            while True:
+                kind, payload = self._conn.recv()
+                if kind == "ready":
+                    self._ready.set()
+                elif kind == "outcomes":
+                    for answered_at, outcome in payload:
+                        self._outcomes.append(outcome)
+                        self.live.add(outcome, answered_at)
+                elif kind == "done":
+                    started_at, elapsed_s = payload
+                    self.result = LoadResult(self._outcomes, elapsed_s, started_at)
+                    return
+                elif kind == "error":
+                    self.error = payload
+                    return
+        except (EOFError, OSError) as exc:
+            self.error = self.error or f"the load process ended without its figures ({exc!r})"
+        finally:
+            self._ready.set()
+
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._reader.is_alive()
 
     def stop(self, timeout_s: float = 60.0) -> LoadResult:
-        if self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout_s)
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send("stop")
+        self._reader.join(timeout_s)
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        self._conn.close()
         if self.error is not None:
-            raise LoadError(f"the background load failed: {self.error!r}") from self.error
+            raise LoadError(f"the background load failed: {self.error}")
         if self.result is None:
             raise LoadError("the background load did not finish")
         return self.result
+
+
+class _Forwarder(LiveCounts):
+    """In the load process: outcomes batched to the parent, each with when it was answered."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self.conn = conn
+        self.batch: list[tuple[float, Outcome]] = []
+
+    def add(self, outcome: Outcome, answered_at: float | None = None) -> None:
+        self.batch.append((time.monotonic() if answered_at is None else answered_at, outcome))
+
+    def flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.conn.send(("outcomes", batch))
+
+
+def _child_main(plan: LoadPlan, conn: Any) -> None:
+    """The load process: run the plan, stream outcomes, stop on "stop" or a closed pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for golive, which stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    forwarder = _Forwarder(conn)
+
+    async def main() -> LoadResult:
+        stop = asyncio.Event()
+
+        def listen() -> None:
+            with contextlib.suppress(EOFError, OSError):
+                conn.recv()  # "stop", or the pipe closed because golive went away
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=listen, name="stop-listener", daemon=True).start()
+
+        async def flush() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(BackgroundLoad.BATCH_S)
+                forwarder.flush()
+
+        flusher = asyncio.create_task(flush())
+        conn.send(("ready", None))
+        try:
+            return await run_load(plan, stop, forwarder)
+        finally:
+            stop.set()
+            await flusher
+
+    try:
+        result = loop.run_until_complete(main())
+        forwarder.flush()
+        conn.send(("done", (result.started_at, result.elapsed_s)))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent's stop()
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(("error", repr(exc)))
+    finally:
+        loop.close()
+        conn.close()

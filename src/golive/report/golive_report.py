@@ -10,7 +10,7 @@ report and review pack.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,16 @@ def _load(events: list[dict[str, Any]]) -> list[str]:
     verdict = (
         "**0 failed requests**" if load["failed"] == 0 else f"**{load['failed']} FAILED requests**"
     )
+    slow = load.get("slow_windows")
+    if slow:
+        verdict += (
+            f", **{len(slow)} {load['window_s']:g} s windows with p99 over "
+            f"{load['max_window_p99_ms']:g} ms**"
+        )
+    elif "windows" in load:
+        verdict += (
+            f", every {load['window_s']:g} s window within p99 {load['max_window_p99_ms']:g} ms"
+        )
     lines += [
         f"Background load through the router: {load['requests']} requests at "
         f"{load['rate_per_s']:g} req/s over {load['elapsed_s']:.0f} s — {verdict}; "
@@ -120,6 +130,37 @@ def _load(events: list[dict[str, Any]]) -> list[str]:
                 f"| {index} ({_clock(w['ts'])}) | {w['to']} | {w['requests']} | {w['failed']} | "
                 f"{_cell(w['by_slot'])} |"
             )
+    return [*lines, "", *_load_windows(load)]
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def _load_windows(load: dict[str, Any]) -> list[str]:
+    """The background load per window: latency as clients saw it, and the steps running then."""
+    windows = load.get("windows")
+    if not windows:
+        return []
+    limit = load["max_window_p99_ms"]
+    lines = [
+        f"Latency per {load['window_s']:g} s window, from each request's scheduled start "
+        f"(limit: p99 ≤ {limit:g} ms in every window; windows over it are in bold):",
+        "",
+        "| window (UTC) | steps running | requests | failed | p50 ms | p99 ms | max ms "
+        "| p99 ms by slot/engine |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for w in windows:
+        start = datetime.fromtimestamp(w["start"], UTC).strftime("%H:%M:%S")
+        p99 = _ms(w["p99_ms"])
+        if (w["p99_ms"] or 0) > limit:
+            start, p99 = f"**{start}**", f"**{p99}**"
+        tags = ", ".join(f"{tag} {_ms(f['p99_ms'])}" for tag, f in w["by_tag"].items())
+        lines.append(
+            f"| {start} | {_cell(', '.join(w['steps']) or '—')} | {w['requests']} | "
+            f"{w['failed']} | {_ms(w['p50_ms'])} | {p99} | {_ms(w['max_ms'])} | {_cell(tags)} |"
+        )
     return [*lines, ""]
 
 

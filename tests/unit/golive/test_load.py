@@ -43,3 +43,35 @@ def test_percentiles_and_failures() -> None:
     assert result.percentile_ms(99) == pytest.approx(99.0)
     assert result.percentile_ms(100) == pytest.approx(500.0)
     assert result.summary()["requests"] == 100
+
+
+def test_windows_charge_each_request_to_the_window_it_was_due_in() -> None:
+    # 3 s at 10 req/s; the second second stalls: its requests wait 2.5 s from their schedule.
+    outcomes = []
+    for i in range(30):
+        scheduled = i / 10
+        latency = 2.5 if 1 <= scheduled < 2 else 0.004
+        tag = "green/new" if i % 2 else "blue/legacy"
+        outcomes.append(Outcome(scheduled, latency, 201, tag=tag))
+    outcomes.append(Outcome(2.5, 0.01, 0, "TimeoutError", "green/new"))
+    result = LoadResult(outcomes, elapsed_s=3.0, started_at=1_000.0)
+    windows = result.windows(1.0)
+    assert [w.started_at for w in windows] == [1_000.0, 1_001.0, 1_002.0]
+    assert [w.total.requests for w in windows] == [10, 10, 11]
+    assert [w.total.failed for w in windows] == [0, 0, 1]
+    assert windows[0].total.p99_ms == pytest.approx(4.0)
+    assert windows[1].total.p99_ms == pytest.approx(2500.0)
+    assert windows[1].total.p50_ms == pytest.approx(2500.0)
+    assert set(windows[2].by_tag) == {"blue/legacy", "green/new"}
+    assert windows[2].by_tag["green/new"].failed == 1
+    assert windows[2].as_dict()["by_tag"]["blue/legacy"]["requests"] == 5
+
+
+def test_a_window_with_no_request_is_kept_and_says_so() -> None:
+    result = LoadResult([Outcome(0.1, 0.002, 200)], elapsed_s=2.5, started_at=0.0)
+    windows = result.windows(1.0)
+    assert len(windows) == 3
+    assert windows[1].total.requests == 0
+    assert windows[1].as_dict()["p99_ms"] is None
+    with pytest.raises(LoadError, match="longer than 0"):
+        result.windows(0)
