@@ -46,8 +46,23 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
     assert [stages[f"traffic-{w}"]["verdict"] for w in (10, 50, 100)] == ["PASS"] * 3
     assert next(e for e in events if e["event"] == "run_finished")["outcome"] == "succeeded"
 
+    # Zero downtime is bounded latency too: every 10 s window, and the steps that ran in it.
+    assert load["slow_windows"] == [], load["slow_windows"]
+    assert all(w["p99_ms"] <= load["max_window_p99_ms"] for w in load["windows"] if w["requests"])
+    assert sum(w["requests"] for w in load["windows"]) == load["requests"]
+    running = {step for w in load["windows"] for step in w["steps"]}
+    assert {"migrate", "switch-to-green", "traffic-50", "hold"} <= running
+    series = json.loads((run_dir / "background-load.json").read_text())
+    assert sum(w["requests"] for w in series["windows"]) == load["requests"]
+
+    smoke = stages["smoke-green"]["checks"]
+    checked = {c["name"]: c["status"] for c in smoke}
+    assert checked["external service: credit bureau"] == "passed"
+    assert checked["external service: legacy system"] == "passed"
+
     report = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "**Succeeded**" in report and "**0 failed requests**" in report
+    assert "Latency per 10 s window" in report
     assert f"{load['requests']} requests at" in report
 
     target = json.loads((tmp_path / "state" / "local" / "target.json").read_text())

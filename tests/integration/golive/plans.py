@@ -26,7 +26,7 @@ FAST = {
     "hold": {"post_switch_s": 10, "keep_blue_s": 2},
     "gates": {"interval_s": 2},
     "deploy": {"drain_s": 1},
-    "rehearsal": {"clients": 500},
+    "rehearsal": {"clients": 500, "background_ramp_s": 5},
 }
 
 
