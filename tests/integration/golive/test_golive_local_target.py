@@ -114,3 +114,27 @@ def test_an_unreachable_target_is_a_clear_error_and_nothing_changes(tmp_path, ca
     assert "preflight failed, nothing was changed" in err
     assert "no HAProxy running" in err
     assert not (tmp_path / "state" / "backups").exists()
+
+
+def test_golive_down_stops_everything_up_started_the_embedded_postgresql_too(tmp_path, capsys):
+    from tests.integration.golive.plans import leftover_processes
+
+    plan_path = write_plan(tmp_path)
+    plan = load(plan_path)
+    pg_dir = plan.database.embedded_dir
+    assert pg_dir is not None
+    try:
+        assert cli.main(["up", str(plan_path)]) == 0
+        assert (pg_dir / "postmaster.pid").exists()
+        postmaster = int((pg_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        assert cli.main(["down", str(plan_path)]) == 0
+        out = capsys.readouterr().out
+        assert "embedded PostgreSQL" in out and "router" in out and "blue" in out
+        assert not (pg_dir / "postmaster.pid").exists()
+        assert (
+            not Path(f"/proc/{postmaster}").exists()
+            or " Z " in Path(f"/proc/{postmaster}/stat").read_text()
+        )
+        assert leftover_processes(tmp_path / "state") == []
+    finally:
+        environment.down(plan)
