@@ -160,28 +160,33 @@ def test_sigterm_drains_then_exits_without_failing_a_request(
     assert stored == len(results)
 
 
-def test_embedded_database_serves_and_keeps_data_across_restarts(
-    tmp_path: Path, token: str
-) -> None:
+def _seed_embedded(cwd: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`credit-assessment seed` of 3 clients on the embedded PostgreSQL under ``data_dir``."""
     env = {
         **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
+        "DATA_DIR": str(data_dir),
         "JWT_SECRET": TEST_JWT_SECRET,
         "APP_ENV": "test",
     }
     env.pop("DATABASE_URL", None)
-    seeded = subprocess.run(
+    return subprocess.run(
         [str(VENV_BIN / "credit-assessment"), "seed", "--clients", "3"],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        cwd=tmp_path,
+        cwd=cwd,
     )
+
+
+def test_embedded_database_serves_and_keeps_data_across_restarts(
+    tmp_path: Path, token: str
+) -> None:
+    seeded = _seed_embedded(tmp_path, tmp_path / "data")
     assert seeded.returncode == 0, seeded.stderr
     assert "seeded 3 clients" in seeded.stdout
-    overrides = {"DATA_DIR": env["DATA_DIR"], "DATABASE_URL": ""}
+    overrides = {"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": ""}
     first = start_server(tmp_path, overrides)
     try:
         created = httpx.post(
@@ -205,7 +210,7 @@ def test_embedded_database_serves_and_keeps_data_across_restarts(
         assert again.json() == created.json()
     finally:
         assert second.stop() == 0
-    pg_dir = str((Path(env["DATA_DIR"]) / "pg").resolve())
+    pg_dir = str((tmp_path / "data" / "pg").resolve())
     deadline = time.monotonic() + 15
     while _postgres_serving(pg_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -226,16 +231,7 @@ def test_embedded_database_stops_however_the_service_ends(
 ) -> None:
     data_dir = tmp_path / "data"
     pg_dir = (data_dir / "pg").resolve()
-    env = {**os.environ, "DATA_DIR": str(data_dir), "JWT_SECRET": TEST_JWT_SECRET}
-    env.pop("DATABASE_URL", None)
-    subprocess.run(
-        [str(VENV_BIN / "credit-assessment"), "seed", "--clients", "3"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
+    _seed_embedded(tmp_path, data_dir).check_returncode()
     # A process that used this server earlier and died without its exit hooks (a crash) is
     # still listed as a user: it must not keep the server alive for ever.
     (pg_dir / ".handle_pids.json").write_text(json.dumps([_ended_pid()]))

@@ -39,10 +39,9 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from starlette.applications import Starlette
@@ -50,7 +49,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from golive.rehearsal.standin import is_loopback, read_records, run
+from golive.rehearsal.standin import (
+    Switch,
+    control,
+    number_in,
+    parse_boolean,
+    read_records,
+    run,
+    whole_number_in,
+)
 
 MODES = ("ok", "timeout", "error", "garbage")
 API_KEY_HEADER = "X-API-Key"
@@ -67,17 +74,6 @@ class Facts:
     has_delinquency: bool
     recent_inquiries: int
     open_accounts: int
-
-
-def _boolean(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1"):
-        return True
-    if text in ("false", "no", "0"):
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
 
 
 def _count(value: object) -> int:
@@ -100,7 +96,7 @@ def load_reports(path: str | Path) -> dict[UUID, Facts]:
     for number, record in records:
         try:
             reports[UUID(str(record["client_id"]))] = Facts(
-                has_delinquency=_boolean(record["has_delinquency"]),
+                has_delinquency=parse_boolean(record["has_delinquency"]),
                 recent_inquiries=_count(record["recent_inquiries"]),
                 open_accounts=_count(record["open_accounts"]),
             )
@@ -116,25 +112,15 @@ class Faults:
     mode: str = "ok"
     hang_s: float = 30.0
 
-    def update(self, doc: dict[str, Any]) -> None:
-        """Apply a /control body: all or nothing, a bad value is a ValueError naming the field."""
-        known = {"latency_ms", "failure_rate", "mode", "hang_s"}
-        unknown = set(doc) - known
-        if unknown:
-            raise ValueError(f"unknown switch {sorted(unknown)[0]!r}")
-        latency = doc.get("latency_ms", self.latency_ms)
-        rate = doc.get("failure_rate", self.failure_rate)
-        mode = doc.get("mode", self.mode)
-        hang = doc.get("hang_s", self.hang_s)
-        if type(latency) is not int or not 0 <= latency <= MAX_LATENCY_MS:
-            raise ValueError(f"latency_ms must be an integer 0..{MAX_LATENCY_MS}")
-        if type(rate) not in (int, float) or not 0 <= rate <= 1:
-            raise ValueError("failure_rate must be a number 0..1")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if type(hang) not in (int, float) or not 0 <= hang <= MAX_HANG_S:
-            raise ValueError(f"hang_s must be a number 0..{MAX_HANG_S:g}")
-        self.latency_ms, self.failure_rate, self.mode, self.hang_s = latency, rate, mode, hang
+
+SWITCHES = {
+    "latency_ms": Switch(
+        whole_number_in(0, MAX_LATENCY_MS), f"latency_ms must be an integer 0..{MAX_LATENCY_MS}"
+    ),
+    "failure_rate": Switch(number_in(0, 1), "failure_rate must be a number 0..1"),
+    "mode": Switch(lambda mode: mode in MODES, f"mode must be one of {', '.join(MODES)}"),
+    "hang_s": Switch(number_in(0, MAX_HANG_S), f"hang_s must be a number 0..{MAX_HANG_S:g}"),
+}
 
 
 def _garbage_bodies(client_id: str) -> list[tuple[str, bytes]]:
@@ -206,22 +192,7 @@ class Emulator:
         return response
 
     async def control(self, request: Request) -> Response:
-        if request.method == "GET":
-            return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
-        host = request.client.host if request.client else ""
-        if not is_loopback(host):
-            return _problem(403, "switches can be set from loopback only")
-        try:
-            doc = await request.json()
-            if not isinstance(doc, dict):
-                raise ValueError("the body must be a JSON object")
-            if doc.pop("reset", False) is True:
-                self.faults = Faults()
-                self.counts.clear()
-            self.faults.update(doc)
-        except ValueError as exc:
-            return _problem(400, str(exc))
-        return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
+        return await control(request, self, SWITCHES, Faults, _problem)
 
 
 def _problem(status: int, detail: str) -> Response:

@@ -37,16 +37,23 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from golive.rehearsal.standin import is_loopback, read_records, run
+from golive.rehearsal.standin import (
+    Switch,
+    control,
+    number_in,
+    parse_boolean,
+    read_records,
+    run,
+    whole_number_in,
+)
 
 RULE_VERSION = "LCR-2016.3"
 COLUMNS = (
@@ -180,17 +187,6 @@ def _optional_number(value: object) -> float | None:
     return number
 
 
-def _boolean(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1"):
-        return True
-    if text in ("false", "no", "0", ""):
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
-
-
 def load_clients(path: str | Path) -> dict[str, Client]:
     """Every client by lower-case id; a bad line is a ClientsFileError naming it."""
     source = Path(path)
@@ -208,7 +204,8 @@ def load_clients(path: str | Path) -> dict[str, Client]:
             clients[client_id] = Client(
                 monthly_income=_optional_number(record.get("monthly_income")),
                 monthly_debt_payments=_optional_number(record.get("monthly_debt_payments")) or 0.0,
-                has_delinquency=_boolean(record.get("has_delinquency", False)),
+                # A blank cell: the legacy system records no delinquency.
+                has_delinquency=parse_boolean(record.get("has_delinquency", False), blank=False),
                 employment=(str(record.get("employment") or "").strip().lower() or None),
                 seniority_years=int(seniority) if seniority is not None else None,
             )
@@ -225,17 +222,13 @@ class Faults:
     latency_ms: int = 0
     failure_rate: float = 0.0
 
-    def update(self, doc: dict[str, Any]) -> None:
-        unknown = set(doc) - {"latency_ms", "failure_rate"}
-        if unknown:
-            raise ValueError(f"unknown switch {sorted(unknown)[0]!r}")
-        latency = doc.get("latency_ms", self.latency_ms)
-        rate = doc.get("failure_rate", self.failure_rate)
-        if type(latency) is not int or not 0 <= latency <= MAX_LATENCY_MS:
-            raise ValueError(f"latency_ms must be an integer 0..{MAX_LATENCY_MS}")
-        if type(rate) not in (int, float) or not 0 <= rate <= 1:
-            raise ValueError("failure_rate must be a number 0..1")
-        self.latency_ms, self.failure_rate = latency, float(rate)
+
+SWITCHES = {
+    "latency_ms": Switch(
+        whole_number_in(0, MAX_LATENCY_MS), f"latency_ms must be an integer 0..{MAX_LATENCY_MS}"
+    ),
+    "failure_rate": Switch(number_in(0, 1), "failure_rate must be a number 0..1", convert=float),
+}
 
 
 @dataclass(slots=True)
@@ -279,21 +272,12 @@ class Legacy:
         return JSONResponse({"error_code": code, "message": message}, status)
 
     async def control(self, request: Request) -> Response:
-        if request.method == "POST":
-            host = request.client.host if request.client else ""
-            if not is_loopback(host):
-                return JSONResponse({"error_code": "FORBIDDEN", "message": "loopback only"}, 403)
-            try:
-                doc = json.loads(await request.body() or b"{}")
-                if not isinstance(doc, dict):
-                    raise ValueError("the body must be a JSON object")
-                if doc.pop("reset", False) is True:
-                    self.faults = Faults()
-                    self.counts.clear()
-                self.faults.update(doc)
-            except ValueError as exc:
-                return JSONResponse({"error_code": "INVALID_REQUEST", "message": str(exc)}, 400)
-        return JSONResponse({**asdict(self.faults), "counts": dict(self.counts)})
+        return await control(request, self, SWITCHES, Faults, _control_error)
+
+
+def _control_error(status: int, message: str) -> Response:
+    code = "FORBIDDEN" if status == 403 else "INVALID_REQUEST"
+    return JSONResponse({"error_code": code, "message": message}, status)
 
 
 def _parse(raw: bytes) -> tuple[str, float, int]:

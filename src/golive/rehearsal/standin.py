@@ -1,6 +1,6 @@
 """What the rehearsal's stand-ins for outside systems (credit bureau, legacy system) share:
-reading their data files, the loopback-only rule for their fault switches, and their command
-line and serving."""
+reading their data files and their booleans, their fault switches (validated all or nothing, set
+from loopback only, through one ``/control`` handler), and their command line and serving."""
 
 from __future__ import annotations
 
@@ -11,9 +11,94 @@ import json
 import os
 import random
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence, Sized
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def parse_boolean(value: object, *, blank: bool | None = None) -> bool:
+    """true/yes/1 or false/no/0 (any case); a blank cell is ``blank``, or an error without it."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if not text and blank is not None:
+        return blank
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One fault switch: the values it accepts, and what a bad value is told."""
+
+    accepts: Callable[[Any], bool]
+    says: str
+    convert: Callable[[Any], Any] = lambda value: value
+
+
+def whole_number_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda value: type(value) is int and low <= value <= high
+
+
+def number_in(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda value: type(value) in (int, float) and low <= value <= high
+
+
+def switched(faults: Any, doc: dict[str, Any], switches: dict[str, Switch]) -> Any:
+    """``faults`` with the switches of a /control body applied, all or nothing: an unknown
+    switch or a bad value is a ValueError naming it, and nothing is changed."""
+    unknown = set(doc) - set(switches)
+    if unknown:
+        raise ValueError(f"unknown switch {sorted(unknown)[0]!r}")
+    values = {f.name: getattr(faults, f.name) for f in fields(faults)}
+    for name, switch in switches.items():
+        if name in doc:
+            if not switch.accepts(doc[name]):
+                raise ValueError(switch.says)
+            values[name] = switch.convert(doc[name])
+    return replace(faults, **values)
+
+
+class Switchable(Protocol):
+    faults: Any
+    counts: Counter[str]
+
+
+async def control(
+    request: Request,
+    standin: Switchable,
+    switches: dict[str, Switch],
+    fresh: Callable[[], Any],
+    error: Callable[[int, str], Response],
+) -> Response:
+    """``GET /control``: the switches and counts. ``POST``, from loopback only: a JSON object of
+    switches (``reset: true`` first restores ``fresh()`` and clears the counts)."""
+    if request.method == "POST":
+        host = request.client.host if request.client else ""
+        if not is_loopback(host):
+            return error(403, "switches can be set from loopback only")
+        try:
+            doc = json.loads(await request.body() or b"{}")
+            if not isinstance(doc, dict):
+                raise ValueError("the body must be a JSON object")
+            reset = doc.pop("reset", False) is True
+            faults = switched(fresh() if reset else standin.faults, doc, switches)
+        except ValueError as exc:
+            return error(400, str(exc))
+        if reset:
+            standin.counts.clear()
+        standin.faults = faults
+    return JSONResponse({**asdict(standin.faults), "counts": dict(standin.counts)})
 
 
 def read_records(

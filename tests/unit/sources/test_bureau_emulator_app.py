@@ -14,6 +14,7 @@ from credit_assessment.sources.bureau_export import write_reports
 from golive.rehearsal.bureau import (
     Emulator,
     Facts,
+    Faults,
     ReportsFileError,
     create_app,
     load_reports,
@@ -142,7 +143,7 @@ async def test_failure_rate_fails_a_share_of_requests() -> None:
     import random
 
     emulator = Emulator({CLIENT: Facts(False, 0, 0)}, rng=random.Random(7))
-    emulator.faults.update({"mode": "error", "failure_rate": 0.3})
+    emulator.faults = Faults(mode="error", failure_rate=0.3)
     async with client_for(emulator) as http:
         statuses = [(await http.get(f"/v1/reports/{CLIENT}")).status_code for _ in range(200)]
     assert 40 <= statuses.count(500) <= 80
