@@ -10,15 +10,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from credit_assessment.domain.types import Application, BureauReport, ClientProfile
+from credit_assessment.domain.types import (
+    BUREAU_UNAVAILABLE,
+    Application,
+    BureauReport,
+    ClientProfile,
+)
 
 if TYPE_CHECKING:
     from credit_assessment.domain.policy import Policy
 
 Check = Callable[[Application, ClientProfile, "BureauReport | None", "Policy"], bool]
-
-BUREAU_UNAVAILABLE = "bureau_unavailable"
-
 
 MAX_MONEY = Decimal("1e15")  # far beyond any real figure; keeps the arithmetic in range
 

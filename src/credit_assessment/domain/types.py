@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from uuid import UUID
 
+# The knock-out check a policy must run unless it skips the bureau when it is unavailable.
+BUREAU_UNAVAILABLE = "bureau_unavailable"
+
 
 class Outcome(enum.StrEnum):
     APPROVED = "APPROVED"

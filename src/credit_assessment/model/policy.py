@@ -9,11 +9,12 @@ Like the scorecard, a policy file that cannot be used raises
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from credit_assessment.domain.knockouts import KNOCK_OUT_CHECKS
 from credit_assessment.domain.policy import (
     Affordability,
     AffordabilityRules,
@@ -59,6 +60,13 @@ def parse_policy(document: object, source: str | Path = "<memory>") -> Policy:
         raise ModelArtifactError(source, f"invalid policy: {problem}") from exc
 
 
+def _known_checks(knock_outs: Sequence[KnockOut]) -> tuple[KnockOut, ...]:
+    unknown = [k.check for k in knock_outs if k.check not in KNOCK_OUT_CHECKS]
+    if unknown:
+        raise ValueError(f"unknown knock-out checks {unknown}; known: {sorted(KNOCK_OUT_CHECKS)}")
+    return tuple(knock_outs)
+
+
 def _build(doc: Mapping[str, Any]) -> Policy:
     product = doc["product"]
     rules = doc["affordability"]
@@ -86,13 +94,15 @@ def _build(doc: Mapping[str, Any]) -> Policy:
                 rules["min_residual_income"], "affordability.min_residual_income"
             ),
         ),
-        knock_outs=tuple(
-            KnockOut(
-                check=_text(k["check"], "knock_outs[].check"),
-                outcome=Outcome(k["outcome"]),
-                reason=_reason(k),
-            )
-            for k in doc["knock_outs"]
+        knock_outs=_known_checks(
+            [
+                KnockOut(
+                    check=_text(k["check"], "knock_outs[].check"),
+                    outcome=Outcome(k["outcome"]),
+                    reason=_reason(k),
+                )
+                for k in doc["knock_outs"]
+            ]
         ),
         decision_matrix=matrix,
         affordability_reasons={
