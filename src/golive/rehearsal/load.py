@@ -44,6 +44,7 @@ class Outcome:
     status: int  # 0 when no HTTP answer arrived
     error: str | None = None
     tag: str = ""
+    note: str = ""  # what the plan's ``note`` kept of the answer (an assessment id, say)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +66,9 @@ class LoadPlan:
     connections: int = 32
     timeout_s: float = 10.0
     classify: Classifier | None = None
+    # Keeps a string of each answer with its outcome (the load runs in a process of its own, so a
+    # callable that records into an object of the caller would record into a copy).
+    note: Classifier | None = None
     # The rate rises linearly from 0 over the first ramp_s seconds, as traffic reaches a
     # long-running release: never all at once on cold caches.
     ramp_s: float = 0.0
@@ -335,18 +339,20 @@ async def run_load(
             while (index := await tickets.get()) is not None:
                 scheduled = plan.offset_s(index)
                 raw = _raw_request(plan, host, port, index)
-                status, error, tag = 0, None, ""
+                status, error, tag, note = 0, None, "", ""
                 try:
                     status, headers, body = await asyncio.wait_for(
                         conn.request(raw), plan.timeout_s
                     )
                     if plan.classify is not None:
                         tag = plan.classify(status, headers, body)
+                    if plan.note is not None:
+                        note = plan.note(status, headers, body)
                 except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     error = type(exc).__name__
                     conn.close()
                 latency = time.perf_counter() - start - scheduled
-                outcome = Outcome(scheduled, latency, status, error, tag)
+                outcome = Outcome(scheduled, latency, status, error, tag, note)
                 outcomes.append(outcome)
                 if live is not None:
                     live.add(outcome)

@@ -94,6 +94,23 @@ def test_a_step_holding_the_gil_is_not_counted_as_server_latency(server: str) ->
     assert p99 == pytest.approx(result.percentile_ms(99), rel=0.01)
 
 
+def test_what_the_plan_notes_of_each_answer_comes_back_with_it(server: str) -> None:
+    """A callable of the caller runs in the load process: a note is how it hands results back."""
+    seen: list[str] = []
+
+    def note(status: int, headers: dict[str, str], body: bytes) -> str:
+        seen.append("in the load process")  # a copy: the parent's list stays empty
+        return f"{status}:{headers.get('x-slot')}"
+
+    plan = LoadPlan(server, "/", rate_per_s=100, duration_s=60, connections=4, note=note)
+    load = BackgroundLoad(plan).start()
+    time.sleep(0.5)
+    result = load.stop()
+    assert result.count > 0
+    assert {o.note for o in result.outcomes} == {"200:green"}
+    assert seen == []
+
+
 def test_a_load_that_cannot_connect_is_counted_as_failed_not_lost() -> None:
     plan = LoadPlan(f"http://127.0.0.1:{free_port()}", "/", rate_per_s=50, duration_s=60)
     load = BackgroundLoad(plan).start()

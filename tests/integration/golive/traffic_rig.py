@@ -62,10 +62,10 @@ class IdLoad:
     ids: list[str] = field(default_factory=list)
     background: BackgroundLoad | None = None
 
-    def _classify(self, status: int, headers: dict[str, str], body: bytes) -> str:
-        if status == 201 and (match := _ID.search(body)):
-            self.ids.append(match.group(1).decode())
-        return slot_engine_tag(status, headers, body)
+    @staticmethod
+    def _assessment_id(status: int, headers: dict[str, str], body: bytes) -> str:
+        match = _ID.search(body) if status == 201 else None
+        return match.group(1).decode() if match else ""
 
     def __enter__(self) -> IdLoad:
         clients = self.rig.clients
@@ -91,7 +91,8 @@ class IdLoad:
                 "Content-Type": "application/json",
             },
             connections=32,
-            classify=self._classify,
+            classify=slot_engine_tag,
+            note=self._assessment_id,
         )
         self.background = BackgroundLoad(plan).start()
         return self
@@ -99,6 +100,7 @@ class IdLoad:
     def __exit__(self, *exc: object) -> None:
         assert self.background is not None
         self.result: LoadResult = self.background.stop()
+        self.ids = [o.note for o in self.result.outcomes if o.note]
 
     def stored(self) -> int:
         """How many of the assessments the load was given are in the database."""
