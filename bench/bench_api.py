@@ -34,7 +34,7 @@ from bench.harness import (
     wrk,
 )
 from credit_assessment.seed import SMOKE_CLIENT_ID
-from golive.rehearsal.load import LoadPlan, run_load
+from golive.load import LoadPlan, run_load
 
 BODY = json.dumps({"clientId": str(SMOKE_CLIENT_ID), "loanAmount": 50000, "loanTerm": 12})
 

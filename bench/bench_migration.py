@@ -37,7 +37,7 @@ from bench.harness import (
     service_env,
     start,
 )
-from golive.rehearsal.load import LoadPlan, LoadResult, run_load
+from golive.load import LoadPlan, LoadResult, run_load
 
 DATABASE = "bench_migration"
 

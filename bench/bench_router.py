@@ -24,9 +24,9 @@ import httpx
 import yaml
 
 from bench.harness import OUT, free_port, machine, median, record, wrk
+from golive.load import BackgroundLoad, LoadPlan, run_load
 from golive.plan import load
 from golive.rehearsal import environment
-from golive.rehearsal.load import BackgroundLoad, LoadPlan, run_load
 from golive.rehearsal.rehearse import background_plan, client_ids
 from golive.smoke import service_token
 from golive.targets.local import LocalTarget, service_cli

@@ -48,7 +48,7 @@ from bench.harness import (
     start,
 )
 from credit_assessment.seed import client_id
-from golive.rehearsal.load import LoadPlan, LoadResult, Outcome, run_load
+from golive.load import LoadPlan, LoadResult, Outcome, run_load
 
 SECTION = "Routing through the service vs the legacy system directly (issue 6)"
 CLIENTS = 2000

@@ -38,8 +38,8 @@ from golive.errors import (
     UsageError,
 )
 from golive.journal import Control, Journal, RunLock
+from golive.load import LiveCounts
 from golive.plan import Plan
-from golive.rehearsal.load import LiveCounts
 from golive.steps import (
     Clock,
     Observer,

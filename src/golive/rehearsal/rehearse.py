@@ -23,15 +23,15 @@ from typing import Any
 
 from golive import journal as j
 from golive.errors import GoLiveError
-from golive.plan import Plan, check_runnable
-from golive.rehearsal import environment
-from golive.rehearsal.load import (
+from golive.load import (
     MAX_DURATION_S,
     BackgroundLoad,
     LoadPlan,
     LoadResult,
     slot_engine_tag,
 )
+from golive.plan import Plan, check_runnable
+from golive.rehearsal import environment
 from golive.runner import Runner
 from golive.smoke import service_token
 from golive.targets.local import LocalTarget, service_cli

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from golive.rehearsal.load import LiveCounts
+from golive.load import LiveCounts
 from golive.steps import StepResult
 
 

@@ -19,8 +19,8 @@ from golive.errors import GoLiveError
 
 if TYPE_CHECKING:
     from golive.journal import Control, Journal, RunState
+    from golive.load import LiveCounts
     from golive.plan import Plan
-    from golive.rehearsal.load import LiveCounts
     from golive.targets import Target
 
 

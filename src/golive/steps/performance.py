@@ -11,8 +11,8 @@ import asyncio
 import json
 
 from golive.errors import GoLiveError
+from golive.load import LoadPlan, LoadResult, run_load
 from golive.plan import Plan
-from golive.rehearsal.load import LoadPlan, LoadResult, run_load
 from golive.steps import StepContext, StepResult
 
 

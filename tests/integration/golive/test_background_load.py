@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from golive.rehearsal.load import BackgroundLoad, LoadError, LoadPlan
+from golive.load import BackgroundLoad, LoadError, LoadPlan
 from tests.conftest import free_port
 
 SERVER = """
@@ -64,7 +64,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 def _plan(url: str) -> LoadPlan:
-    from golive.rehearsal.load import slot_engine_tag
+    from golive.load import slot_engine_tag
 
     return LoadPlan(
         url, "/", rate_per_s=200, duration_s=60, connections=8, classify=slot_engine_tag

@@ -19,9 +19,9 @@ import psycopg
 
 from golive import journal as j
 from golive.errors import GoLiveError
+from golive.load import BackgroundLoad, LoadPlan, LoadResult, slot_engine_tag
 from golive.plan import Plan, Stage, load
 from golive.rehearsal import environment
-from golive.rehearsal.load import BackgroundLoad, LoadPlan, LoadResult, slot_engine_tag
 from golive.rehearsal.rehearse import client_ids
 from golive.runner import Runner
 from golive.smoke import service_token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from golive.rehearsal.load import LoadError, LoadPlan, LoadResult, Outcome
+from golive.load import LoadError, LoadPlan, LoadResult, Outcome
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from golive import journal as j
-from golive.rehearsal.load import LoadResult, Outcome
+from golive.load import LoadResult, Outcome
 from golive.rehearsal.rehearse import load_figures, step_spans, zero_downtime_error
 
 T0 = 1_800_000_000.0  # the load's start, wall clock

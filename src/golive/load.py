@@ -1,5 +1,8 @@
 """An open-loop HTTP load generator: requests leave on a fixed schedule, whatever the server does.
 
+Used by the performance step of every go-live and, for the whole of a rehearsal, as its
+background load; so it lives beside the steps, not in ``golive.rehearsal``.
+
 Latency is measured from each request's *scheduled* start, so a server that stalls is charged for
 the requests that queued behind the stall (no coordinated omission). Connections are HTTP/1.1
 keep-alive, raw asyncio streams: cheap enough that one core drives thousands of requests a second.
