@@ -49,7 +49,7 @@ from golive.steps import (
     StepContext,
     build_steps,
 )
-from golive.targets import Target
+from golive.targets.base import Target
 
 
 class _SignalGuard:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from golive.journal import Control, Journal, RunState
     from golive.load import LiveCounts
     from golive.plan import Plan
-    from golive.targets import Target
+    from golive.targets.base import Target
 
 
 class RollbackRequested(GoLiveError):

@@ -17,6 +17,7 @@ from golive.database.postgres import PgTools
 from golive.errors import GoLiveError
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
+from golive.targets import procedures
 
 
 def journaled_backup(ctx: StepContext) -> BackupResult:
@@ -51,24 +52,13 @@ class Backup:
         return None  # the backup is kept: it is the way back for the data
 
     def expected_s(self, plan: Plan) -> float:
-        return 15 if plan.target.kind == "local" else 600
+        return procedures(plan).expected_s("backup")
 
     def manual(self, plan: Plan) -> list[str]:
         directory = plan.database.backup_dir
-        dump = f"{directory}/{plan.database.name}-$(date -u +%Y%m%dT%H%M%SZ).dump"
-        if plan.target.kind == "kubernetes":
-            return [
-                "kubectl exec credit-assessment-db-1 -c postgres -- \\\n"
-                f"  pg_dump -Fc creditassessment > {dump}",
-                f"sha256sum {directory}/*.dump",
-                "# or, from a machine that reaches the database:",
-                f"golive db backup --dir {directory} --no-verify",
-            ]
-        return [
-            f'pg_dump -Fc --dbname="$DATABASE_URL" -f {dump}',
-            f"sha256sum {directory}/*.dump",
-            f"# both at once, with the manifest: golive db backup --dir {directory} --no-verify",
-        ]
+        return procedures(plan).backup(
+            f"{directory}/{plan.database.name}-$(date -u +%Y%m%dT%H%M%SZ).dump"
+        )
 
 
 class VerifyBackup:
@@ -88,7 +78,7 @@ class VerifyBackup:
         return None  # the scratch database is dropped by the verification itself
 
     def expected_s(self, plan: Plan) -> float:
-        return 15 if plan.target.kind == "local" else 900
+        return procedures(plan).expected_s("verify-backup")
 
     def manual(self, plan: Plan) -> list[str]:
         return [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
+from golive.targets import procedures
 
 
 class DeployGreen:
@@ -31,22 +32,10 @@ class DeployGreen:
         return None
 
     def expected_s(self, plan: Plan) -> float:
-        return 2 if plan.target.kind == "local" else 300
+        return procedures(plan).expected_s("deploy")
 
     def manual(self, plan: Plan) -> list[str]:
-        if plan.target.kind == "kubernetes":
-            return [
-                "kubectl apply -k deploy/k8s/production -l slot=green "
-                f"--namespace={plan.target.namespace}",
-                "kubectl rollout status deployment/credit-assessment-green --timeout=300s",
-            ]
-        green = plan.slots.green
-        return [
-            f"SLOT=green APP_VERSION={green.version} credit-assessment serve "
-            f"--port {green.port} --workers {green.workers} &",
-            'echo "set server be/green state drain" | socat stdio unix-connect:'
-            f"{plan.state_dir}/local/haproxy.sock",
-        ]
+        return procedures(plan).deploy("green")
 
 
 class WaitGreenReady:
@@ -62,12 +51,7 @@ class WaitGreenReady:
         return None
 
     def expected_s(self, plan: Plan) -> float:
-        return min(plan.deploy.ready_timeout_s, 10 if plan.target.kind == "local" else 120)
+        return min(plan.deploy.ready_timeout_s, procedures(plan).expected_s("wait-ready"))
 
     def manual(self, plan: Plan) -> list[str]:
-        if plan.target.kind == "kubernetes":
-            return [
-                "kubectl wait --for=condition=ready pod -l app=credit-assessment,slot=green "
-                f"--timeout={plan.deploy.ready_timeout_s:.0f}s"
-            ]
-        return [f"curl -f http://127.0.0.1:{plan.slots.green.port}/ready"]
+        return procedures(plan).wait_ready("green")

@@ -32,6 +32,7 @@ from golive.errors import GoLiveError
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
 from golive.steps.backup import journaled_backup
+from golive.targets import procedures
 from golive.targets.local import service_cli
 
 NO_SCHEMA_UNDO = (
@@ -88,7 +89,7 @@ class CloneTest:
         return None  # the clone is dropped by the test itself; production was not touched
 
     def expected_s(self, plan: Plan) -> float:
-        return 30 if plan.target.kind == "local" else 1800
+        return procedures(plan).expected_s("clone-test")
 
     def manual(self, plan: Plan) -> list[str]:
         return [
@@ -129,22 +130,10 @@ class Migrate:
         return None  # NO_SCHEMA_UNDO: the previous release runs on the expanded schema
 
     def expected_s(self, plan: Plan) -> float:
-        return 15 if plan.target.kind == "local" else 900
+        return procedures(plan).expected_s("migrate")
 
     def manual(self, plan: Plan) -> list[str]:
-        if plan.target.kind == "kubernetes":
-            return [
-                "kubectl kustomize deploy/k8s/migration | kubectl apply --dry-run=server -f -",
-                "kubectl delete job db-migration --ignore-not-found",
-                "kubectl apply -k deploy/k8s/migration   # credit-assessment db upgrade "
-                "--phase expand",
-                "kubectl wait --for=condition=complete job/db-migration --timeout=900s",
-                "kubectl logs job/db-migration",
-            ]
-        return [
-            'DATABASE_URL="$DATABASE_URL" credit-assessment db upgrade --phase expand',
-            'psql "$DATABASE_URL" -c "TABLE migration_history"',
-        ]
+        return procedures(plan).migrate()
 
 
 class VerifyDatabase:
@@ -168,7 +157,7 @@ class VerifyDatabase:
         return None  # reads only
 
     def expected_s(self, plan: Plan) -> float:
-        return 10 if plan.target.kind == "local" else 300
+        return procedures(plan).expected_s("verify-database")
 
     def manual(self, plan: Plan) -> list[str]:
         return [

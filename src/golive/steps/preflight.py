@@ -16,7 +16,8 @@ from pathlib import Path
 from golive.errors import TargetUnreachableError
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
-from golive.targets import Check
+from golive.targets import procedures
+from golive.targets.base import Check
 
 DatabaseProbe = Callable[[str, str], int]
 
@@ -96,18 +97,7 @@ class Preflight:
         return None
 
     def expected_s(self, plan: Plan) -> float:
-        return 10 if plan.target.kind == "local" else 60
+        return procedures(plan).expected_s("preflight")
 
     def manual(self, plan: Plan) -> list[str]:
-        if plan.target.kind == "kubernetes":
-            return [
-                f"kubectl -n {plan.target.namespace} get deploy,svc,pods -l app=credit-assessment",
-                f'psql "${plan.database.url_env}" -c "SELECT pg_database_size(current_database())"',
-                "golive secrets check --prefix credit-assessment/production",
-                "df -h <backup directory>",
-            ]
-        return [
-            "golive status",
-            f'psql "$DATABASE_URL" -c "SELECT pg_database_size(\'{plan.database.name}\')"',
-            f"df -h {plan.database.backup_dir}",
-        ]
+        return procedures(plan).inspect()

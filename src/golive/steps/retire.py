@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
+from golive.targets import procedures
 
 
 class RetireBlue:
@@ -40,13 +41,4 @@ class RetireBlue:
         return plan.hold.keep_blue_s + plan.deploy.drain_s + 2
 
     def manual(self, plan: Plan) -> list[str]:
-        if plan.target.kind == "kubernetes":
-            return [
-                f"kubectl -n {plan.target.namespace} "
-                "scale deployment/credit-assessment-blue --replicas=0"
-            ]
-        return [
-            'echo "set server be/blue state maint" '
-            f"| socat stdio unix-connect:{plan.state_dir}/local/haproxy.sock",
-            "kill -TERM <blue pid>   # see golive status",
-        ]
+        return procedures(plan).scale_down("blue")

@@ -6,7 +6,8 @@ from golive.errors import GoLiveError
 from golive.plan import Plan
 from golive.smoke import Dependency, SmokeReport, SmokeRequest, run_smoke
 from golive.steps import StepContext, StepResult
-from golive.targets import Target
+from golive.targets import procedures
+from golive.targets.base import Target
 
 
 def smoke_request(plan: Plan, target: Target) -> SmokeRequest:
@@ -41,7 +42,7 @@ class SmokeGreen:
         return None
 
     def expected_s(self, plan: Plan) -> float:
-        return 2 if plan.target.kind == "local" else 60
+        return procedures(plan).expected_s("smoke")
 
     def manual(self, plan: Plan) -> list[str]:
         url = plan.slot_address("green")

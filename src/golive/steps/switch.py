@@ -18,6 +18,7 @@ from golive.errors import TargetError
 from golive.plan import Plan, SlotName
 from golive.steps import StepContext, StepResult
 from golive.steps.smoke import smoke_or_fail
+from golive.targets import procedures
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,6 @@ def switch_to(ctx: StepContext, slot: SlotName, step: str) -> dict[str, object]:
     }
 
 
-def _manual_switch(plan: Plan, to: str) -> list[str]:
-    other = "blue" if to == "green" else "green"
-    if plan.target.kind == "kubernetes":
-        return [
-            f"kubectl -n {plan.target.namespace} patch service {plan.target.service} "
-            f'-p \'{{"spec":{{"selector":{{"slot":"{to}"}}}}}}\'',
-            f"kubectl -n {plan.target.namespace} get endpoints {plan.target.service} -o wide",
-        ]
-    return [
-        f'echo "set server be/{to} state ready; set server be/{other} state drain" '
-        f"| socat stdio unix-connect:{plan.state_dir}/local/haproxy.sock",
-        'echo "show servers state be" '
-        f"| socat stdio unix-connect:{plan.state_dir}/local/haproxy.sock",
-    ]
-
-
 class SwitchToGreen:
     name = "switch-to-green"
     title = "Switch the service to green (blue kept running for rollback)"
@@ -109,10 +94,10 @@ class SwitchToGreen:
         return "router back to blue"
 
     def expected_s(self, plan: Plan) -> float:
-        return 2 if plan.target.kind == "local" else 60
+        return procedures(plan).expected_s("switch")
 
     def manual(self, plan: Plan) -> list[str]:
-        return _manual_switch(plan, "green")
+        return procedures(plan).switch("green")
 
 
 class VerifySwitch:
@@ -139,7 +124,7 @@ class VerifySwitch:
         return None
 
     def expected_s(self, plan: Plan) -> float:
-        return 3 if plan.target.kind == "local" else 900
+        return procedures(plan).expected_s("verify-switch")
 
     def manual(self, plan: Plan) -> list[str]:
         url = plan.target.public_url or f"http://127.0.0.1:{plan.target.router.port}"
@@ -175,4 +160,5 @@ class RollbackDrill:
         return self.dwell_s + 2
 
     def manual(self, plan: Plan) -> list[str]:
-        return _manual_switch(plan, "blue") + _manual_switch(plan, "green")[:1]
+        by_hand = procedures(plan)
+        return by_hand.switch("blue") + by_hand.switch("green")[:1]

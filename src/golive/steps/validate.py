@@ -18,6 +18,7 @@ from typing import Any
 from golive.errors import GoLiveError
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
+from golive.targets import procedures
 
 NO_PAIRS = "no shadow pairs recorded"
 
@@ -90,7 +91,7 @@ class Validate:
         return None  # reads only
 
     def expected_s(self, plan: Plan) -> float:
-        return 5 if plan.target.kind == "local" else 120
+        return procedures(plan).expected_s("validate")
 
     def manual(self, plan: Plan) -> list[str]:
         return [

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from golive.errors import TargetError
 from golive.plan import SlotName
 from golive.smoke import Dependency
-from golive.targets import Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.base import Check, RouterState, SlotStatus, SwitchResult
 
 
 @dataclass

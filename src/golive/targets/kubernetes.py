@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from golive.errors import TargetError, TargetUnreachableError
 from golive.manifests import find_kubectl
-from golive.targets import Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.base import Action, Check, RouterState, SlotStatus, SwitchResult
 from golive.targets.kubeapi import KubectlProxy, KubernetesApi
 
 if TYPE_CHECKING:
@@ -325,3 +325,90 @@ def _guarded(obj: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     if version is not None:
         patch["metadata"] = {"resourceVersion": str(version)}
     return patch
+
+
+class KubernetesProcedures:
+    """The Kubernetes target by hand: kubectl against the plan's namespace and Service."""
+
+    EXPECTED_S: ClassVar[dict[Action, float]] = {
+        "preflight": 60,
+        "backup": 600,
+        "verify-backup": 900,
+        "clone-test": 1800,
+        "migrate": 900,
+        "verify-database": 300,
+        "deploy": 300,
+        "wait-ready": 120,
+        "smoke": 60,
+        "switch": 60,
+        "verify-switch": 900,
+        "validate": 120,
+    }
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.namespace = plan.target.namespace
+        self.service = plan.target.service
+
+    def expected_s(self, action: Action) -> float:
+        return self.EXPECTED_S[action]
+
+    def inspect(self) -> list[str]:
+        return [
+            f"kubectl -n {self.namespace} get deploy,svc,pods -l app=credit-assessment",
+            f'psql "${self.plan.database.url_env}" '
+            '-c "SELECT pg_database_size(current_database())"',
+            "golive secrets check --prefix credit-assessment/production",
+            "df -h <backup directory>",
+        ]
+
+    def backup(self, dump: str) -> list[str]:
+        directory = self.plan.database.backup_dir
+        return [
+            "kubectl exec credit-assessment-db-1 -c postgres -- \\\n"
+            f"  pg_dump -Fc creditassessment > {dump}",
+            f"sha256sum {directory}/*.dump",
+            "# or, from a machine that reaches the database:",
+            f"golive db backup --dir {directory} --no-verify",
+        ]
+
+    def migrate(self) -> list[str]:
+        return [
+            "kubectl kustomize deploy/k8s/migration | kubectl apply --dry-run=server -f -",
+            "kubectl delete job db-migration --ignore-not-found",
+            "kubectl apply -k deploy/k8s/migration   # credit-assessment db upgrade --phase expand",
+            "kubectl wait --for=condition=complete job/db-migration --timeout=900s",
+            "kubectl logs job/db-migration",
+        ]
+
+    def deploy(self, slot: SlotName) -> list[str]:
+        return [
+            f"kubectl apply -k deploy/k8s/production -l slot={slot} --namespace={self.namespace}",
+            f"kubectl rollout status deployment/credit-assessment-{slot} --timeout=300s",
+        ]
+
+    def wait_ready(self, slot: SlotName) -> list[str]:
+        return [
+            f"kubectl wait --for=condition=ready pod -l app=credit-assessment,slot={slot} "
+            f"--timeout={self.plan.deploy.ready_timeout_s:.0f}s"
+        ]
+
+    def switch(self, to: SlotName) -> list[str]:
+        return [
+            f"kubectl -n {self.namespace} patch service {self.service} "
+            f'-p \'{{"spec":{{"selector":{{"slot":"{to}"}}}}}}\'',
+            f"kubectl -n {self.namespace} get endpoints {self.service} -o wide",
+        ]
+
+    def scale_down(self, slot: SlotName) -> list[str]:
+        return [
+            f"kubectl -n {self.namespace} scale deployment/credit-assessment-{slot} --replicas=0"
+        ]
+
+
+def target(plan: Plan) -> KubernetesTarget:
+    return KubernetesTarget(plan)
+
+
+def procedures(plan: Plan) -> KubernetesProcedures:
+    return KubernetesProcedures(plan)

@@ -26,7 +26,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -34,7 +34,7 @@ from golive.errors import TargetError, TargetUnreachableError
 from golive.plan import SLOT_NAMES, Plan, SlotName
 from golive.rehearsal import emulators
 from golive.smoke import Dependency
-from golive.targets import Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.base import Action, Check, RouterState, SlotStatus, SwitchResult
 from golive.targets.haproxy import RuntimeApi, find_haproxy, render_config
 from golive.targets.processes import ProcessRecord, spawn
 
@@ -478,3 +478,85 @@ class LocalTarget:
         data.pop("database", None)
         self._save(data)
         return stopped
+
+
+class LocalProcedures:
+    """The local target by hand: the service's CLI, psql, and HAProxy's runtime socket."""
+
+    EXPECTED_S: ClassVar[dict[Action, float]] = {
+        "preflight": 10,
+        "backup": 15,
+        "verify-backup": 15,
+        "clone-test": 30,
+        "migrate": 15,
+        "verify-database": 10,
+        "deploy": 2,
+        "wait-ready": 10,
+        "smoke": 2,
+        "switch": 2,
+        "verify-switch": 3,
+        "validate": 5,
+    }
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.socket = f"{plan.state_dir}/local/haproxy.sock"
+
+    def expected_s(self, action: Action) -> float:
+        return self.EXPECTED_S[action]
+
+    def _runtime(self, command: str) -> str:
+        return f'echo "{command}" | socat stdio unix-connect:{self.socket}'
+
+    def inspect(self) -> list[str]:
+        return [
+            "golive status",
+            f'psql "$DATABASE_URL" -c "SELECT pg_database_size(\'{self.plan.database.name}\')"',
+            f"df -h {self.plan.database.backup_dir}",
+        ]
+
+    def backup(self, dump: str) -> list[str]:
+        directory = self.plan.database.backup_dir
+        return [
+            f'pg_dump -Fc --dbname="$DATABASE_URL" -f {dump}',
+            f"sha256sum {directory}/*.dump",
+            f"# both at once, with the manifest: golive db backup --dir {directory} --no-verify",
+        ]
+
+    def migrate(self) -> list[str]:
+        return [
+            'DATABASE_URL="$DATABASE_URL" credit-assessment db upgrade --phase expand',
+            'psql "$DATABASE_URL" -c "TABLE migration_history"',
+        ]
+
+    def deploy(self, slot: SlotName) -> list[str]:
+        spec = getattr(self.plan.slots, slot)
+        return [
+            f"SLOT={slot} APP_VERSION={spec.version} credit-assessment serve "
+            f"--port {spec.port} --workers {spec.workers} &",
+            self._runtime(f"set server be/{slot} state drain"),
+        ]
+
+    def wait_ready(self, slot: SlotName) -> list[str]:
+        return [f"curl -f http://127.0.0.1:{getattr(self.plan.slots, slot).port}/ready"]
+
+    def switch(self, to: SlotName) -> list[str]:
+        other = "blue" if to == "green" else "green"
+        return [
+            self._runtime(f"set server be/{to} state ready; set server be/{other} state drain"),
+            self._runtime("show servers state be"),
+        ]
+
+    def scale_down(self, slot: SlotName) -> list[str]:
+        return [
+            self._runtime(f"set server be/{slot} state maint"),
+            f"kill -TERM <{slot} pid>   # see golive status",
+        ]
+
+
+def target(plan: Plan) -> LocalTarget:
+    return LocalTarget(plan)
+
+
+def procedures(plan: Plan) -> LocalProcedures:
+    return LocalProcedures(plan)

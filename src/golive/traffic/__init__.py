@@ -24,7 +24,7 @@ from golive.errors import PlanError
 
 if TYPE_CHECKING:
     from golive.plan import Plan
-    from golive.targets import Target
+    from golive.targets.base import Target
     from golive.traffic.instances import InstanceFlags
 
 

@@ -34,7 +34,7 @@ from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagE
 
 if TYPE_CHECKING:
     from golive.plan import Plan
-    from golive.targets import Target
+    from golive.targets.base import Target
 
 PROVIDER = "launchdarkly"
 DEFAULT_BASE_URL = "https://app.launchdarkly.com"

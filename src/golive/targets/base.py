@@ -1,0 +1,154 @@
+"""The ``Target`` port and its value types, and ``Procedures``: what a target is, for the steps.
+
+A target deploys a slot (blue or green), says when it is ready, gives its URL, switches the
+service between slots (verified by reading the router's state back) and scales a slot down.
+``Procedures`` is what the same target means for a person: each step's by-hand equivalent and
+how long it is expected to take, known from the plan alone (the runbook renders it without
+reaching the target). Steps call these and never name a kind of target; each provider module
+(``local``, ``kubernetes``, ``fake``) implements them and imports only this module and the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from golive.plan import SlotName
+    from golive.smoke import Dependency
+
+# The steps whose duration or by-hand procedure depends on the target.
+Action = Literal[
+    "preflight",
+    "backup",
+    "verify-backup",
+    "clone-test",
+    "migrate",
+    "verify-database",
+    "deploy",
+    "wait-ready",
+    "smoke",
+    "switch",
+    "verify-switch",
+    "validate",
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight finding."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{'ok' if self.passed else 'FAIL'}] {self.name}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    name: str
+    running: bool
+    ready: bool
+    version: str | None = None
+    url: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RouterState:
+    """Which slot takes new requests, and each server's state as the router reports it."""
+
+    active: str | None
+    servers: dict[str, str] = field(default_factory=dict)  # slot -> "ready/up", "drain/up", ...
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    before: str | None
+    after: str
+    changed: bool
+    command: str
+    elapsed_ms: float
+
+
+class Target(Protocol):
+    """Deploy slots, route the service to one of them, scale them down."""
+
+    kind: str
+
+    def preflight(self) -> list[Check]:
+        """Is the target reachable? Reads only: nothing is changed."""
+        ...
+
+    def database_url(self) -> str: ...
+
+    def service_env(self) -> dict[str, str]:
+        """Environment for the service's own CLI (migrations, tokens): database and secrets."""
+        ...
+
+    def dependencies(self) -> list[Dependency]:
+        """External services this target runs for the slots (the rehearsal's emulators), for the
+        smoke test to check beside the plan's own; empty when the target runs none."""
+        ...
+
+    def deploy(self, slot: SlotName) -> bool:
+        """Start the slot at the plan's version (idempotent: False when already running)."""
+        ...
+
+    def wait_ready(self, slot: SlotName, timeout_s: float) -> float:
+        """Seconds until the slot answers ready; raises TargetError on timeout."""
+        ...
+
+    def slot_url(self, slot: SlotName) -> str: ...
+
+    def service_url(self) -> str: ...
+
+    def slot_status(self, slot: SlotName) -> SlotStatus: ...
+
+    def router_state(self) -> RouterState: ...
+
+    def switch(self, slot: SlotName) -> SwitchResult:
+        """Route new requests to ``slot``, the other slot drained; verified by reading back."""
+        ...
+
+    def stop(self, slot: SlotName) -> bool:
+        """Take the slot out of the router and stop it (idempotent: False when not running)."""
+        ...
+
+
+class Procedures(Protocol):
+    """A target's by-hand procedures and timings, from the plan alone."""
+
+    def expected_s(self, action: Action) -> float:
+        """How long the action is expected to take on this target, in seconds."""
+        ...
+
+    def inspect(self) -> list[str]:
+        """Commands that show the target's state before a go-live (preflight)."""
+        ...
+
+    def backup(self, dump: str) -> list[str]:
+        """Commands that write a custom-format backup of the database to ``dump``."""
+        ...
+
+    def migrate(self) -> list[str]:
+        """Commands that apply the expand migrations to the live database."""
+        ...
+
+    def deploy(self, slot: SlotName) -> list[str]:
+        """Commands that start ``slot`` at the plan's version, out of the service."""
+        ...
+
+    def wait_ready(self, slot: SlotName) -> list[str]:
+        """Commands that wait until ``slot`` answers ready."""
+        ...
+
+    def switch(self, to: SlotName) -> list[str]:
+        """Commands that route the service to ``to`` and show that they did."""
+        ...
+
+    def scale_down(self, slot: SlotName) -> list[str]:
+        """Commands that take ``slot`` out of the service and stop it."""
+        ...
