@@ -48,9 +48,10 @@ def flag_for(ctx: StepContext) -> TrafficFlag:
 
 
 def metric_source(ctx: StepContext) -> MetricSource:
-    """The serving slot's instances: scraped directly, or Prometheus off the local target."""
+    """The serving slot's instances: scraped directly where a slot's URL covers all of them,
+    else through the plan's Prometheus."""
     url = ctx.plan.monitoring.prometheus_url
-    if ctx.plan.target.kind != "local" and url:
+    if not ctx.target.slot_metrics_complete and url:
         active = ctx.target.router_state().active or "green"
         return metrics.create("prometheus", url=url, selector=f'slot="{active}"')
 

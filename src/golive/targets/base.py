@@ -77,6 +77,10 @@ class Target(Protocol):
     """Deploy slots, route the service to one of them, scale them down."""
 
     kind: str
+    # True when a slot's /metrics at its URL covers every instance of the slot (the local
+    # target: one server per slot); False where that URL reaches one instance of many, so gates
+    # must read a Prometheus that scrapes them all.
+    slot_metrics_complete: bool
 
     def preflight(self) -> list[Check]:
         """Is the target reachable? Reads only: nothing is changed."""

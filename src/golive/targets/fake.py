@@ -18,6 +18,7 @@ from golive.targets.base import Check, RouterState, SlotStatus, SwitchResult
 @dataclass
 class FakeTarget:
     kind: str = "fake"
+    slot_metrics_complete: bool = True
     running: dict[str, str] = field(default_factory=lambda: {"blue": "1.9.0"})
     active: str | None = "blue"
     reachable: bool = True

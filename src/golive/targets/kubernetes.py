@@ -34,6 +34,7 @@ VERSION_ANNOTATION = "golive/version"
 
 class KubernetesTarget:
     kind = "kubernetes"
+    slot_metrics_complete = False
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan

@@ -75,6 +75,7 @@ def _database_with(url: str, name: str) -> str:
 
 class LocalTarget:
     kind = "local"
+    slot_metrics_complete = True
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
