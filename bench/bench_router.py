@@ -28,8 +28,8 @@ from golive.load import BackgroundLoad, LoadPlan, run_load
 from golive.plan import load
 from golive.rehearsal import environment
 from golive.rehearsal.rehearse import background_plan, client_ids
-from golive.smoke import service_token
-from golive.targets.local import LocalTarget, service_cli
+from golive.service import service_cli, service_token
+from golive.targets.local import LocalTarget
 
 ROUNDS = 5
 WRK_SECONDS = 6
@@ -135,7 +135,7 @@ def main() -> None:
             result = background.stop()
         target.switch("blue")
     finally:
-        target.down()
+        environment.stop_everything(target)
 
     ratio = rps["router"] / rps["direct"]
     added_p50 = fixed["router"][0] - fixed["direct"][0]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -219,27 +218,6 @@ def run_smoke(
 
         run.check("metrics flowing", flowing)
     return report
-
-
-def service_token(
-    env: Mapping[str, str], cli: str, subject: str = "golive", ttl_s: int = 900
-) -> str:
-    """A bearer token from the service's own CLI (golive never imports the service)."""
-    result = subprocess.run(  # noqa: S603 - fixed argv
-        [cli, "token", "--subject", subject, "--ttl", str(ttl_s)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    token = result.stdout.strip()
-    if result.returncode != 0 or not token:
-        raise GoLiveError(
-            f"could not mint a token with `{cli} token`: {result.stderr.strip()[-500:]}",
-            hint="check JWT_SECRET (or JWT_SECRET_FILE) for the service",
-        )
-    return token
 
 
 def token_from_env(name: str) -> str:

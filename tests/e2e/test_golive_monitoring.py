@@ -45,7 +45,7 @@ def test_verify_monitoring_against_real_prometheus_scraping_real_slots(tmp_path:
         report = (journal.run_dir / "report.md").read_text(encoding="utf-8")
         assert "## Monitoring" in report and "| targets/green | ok |" in report
     finally:
-        stopped = target.down()
+        stopped = environment.stop_everything(target)
     assert any(s.startswith("prometheus") for s in stopped)
     time.sleep(0.5)
     assert leftover_processes(tmp_path / "state") == []

@@ -107,4 +107,4 @@ def test_sigterm_then_kill_9_then_resume_switches_exactly_once(tmp_path):
         assert target.router_state().active == "green"
         assert not target.slot_status("blue").running
     finally:
-        target.down()
+        environment.stop_everything(target)

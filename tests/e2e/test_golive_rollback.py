@@ -34,7 +34,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, 
     try:
         yield directory, plan_path, target
     finally:
-        target.down()
+        environment.stop_everything(target)
     time.sleep(0.5)
     assert leftover_processes(directory / "state") == []
 

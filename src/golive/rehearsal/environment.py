@@ -1,21 +1,38 @@
 """The "production" a rehearsal starts from: database, clients, blue behind the router.
 
-``up`` starts the embedded PostgreSQL (or uses the plan's DATABASE_URL), seeds clients with the
-service's own CLI, starts blue at the previous release's version label and puts it behind
-HAProxy. ``down`` stops everything the local target recorded, by pid.
+``up`` starts the embedded PostgreSQL (or uses the plan's DATABASE_URL), writes the signing
+secret, seeds clients with the service's own CLI, starts the legacy and bureau emulators, starts
+blue at the previous release's version label and puts it behind HAProxy (and Prometheus when the
+plan asks). It writes what it started to the local target's state file; ``LocalTarget`` reads
+that and implements only the Target port. ``down`` stops everything recorded there, by pid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import signal
 import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Any
 
-from golive.errors import GoLiveError, UsageError
+from golive.errors import GoLiveError, TargetError, UsageError
 from golive.journal import RunLock
-from golive.plan import Plan
+from golive.plan import SLOT_NAMES, Plan, SlotName
 from golive.rehearsal import emulators
+from golive.service import service_cli
 from golive.steps import Observer, QuietObserver
-from golive.targets.local import LocalTarget, service_cli
+from golive.targets.haproxy import find_haproxy, render_config
+from golive.targets.local import JWT_SECRET_FILE, LocalTarget
+from golive.targets.processes import spawn
+
+
+def database_with(url: str, name: str) -> str:
+    head, _, query = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
 def local_target(plan: Plan) -> LocalTarget:
@@ -71,19 +88,20 @@ def up(plan: Plan, observer: Observer | None = None) -> LocalTarget:
     say = (observer or QuietObserver()).message
     target = local_target(plan)
     with RunLock(plan.state_dir.resolve()):
-        target.ensure_secrets()
-        url = target.start_database()
+        ensure_secrets(target)
+        url = start_database(target)
         say(f"database: {url.split('?')[0]}")
         previous = plan.rehearsal.previous_schema_revision
         if previous:
             say(prepare_schema(target, previous))
         say(seed(target, plan.rehearsal.clients, migrate=not previous))
         urls = emulators.start(target.home)
+        record_emulators(target)
         say(f"legacy system on {urls['legacy']}, credit bureau on {urls['bureau']} (emulators)")
         target.deploy("blue")
         waited = target.wait_ready("blue", plan.deploy.ready_timeout_s)
         say(f"blue {plan.slots.blue.version} ready on {target.slot_url('blue')} in {waited:.1f}s")
-        target.start_router(active="blue")
+        start_router(target, active="blue")
         say(f"router (HAProxy) on {target.service_url()} -> blue")
         if plan.rehearsal.monitoring:
             say(start_monitoring(plan, target))
@@ -94,7 +112,7 @@ def start_monitoring(plan: Plan, target: LocalTarget) -> str:
     """Prometheus (and Alertmanager) scraping both slots, when installed; what happened."""
     from golive.rehearsal import prometheus
 
-    record = prometheus.start(plan, target.home, target.record_monitoring)
+    record = prometheus.start(plan, target.home, lambda found: record_monitoring(target, found))
     if "skipped" in record:
         return f"monitoring: skipped: {record['skipped']}"
     alertmanager = record.get("alertmanager", {}).get("url") or record["alertmanager_skipped"]
@@ -102,4 +120,168 @@ def start_monitoring(plan: Plan, target: LocalTarget) -> str:
 
 
 def down(plan: Plan) -> list[str]:
-    return local_target(plan).down()
+    return stop_everything(local_target(plan))
+
+
+def record_emulators(target: LocalTarget) -> None:
+    """What the slots need to reach the emulators, and what the smoke test checks of them."""
+    data = target.state()
+    data["slot_env"] = emulators.slot_env(target.home)
+    data["dependencies"] = [
+        {"name": d.name, "health_url": d.health_url, "expect": dict(d.expect)}
+        for d in emulators.dependencies(target.home)
+    ]
+    target.save_state(data)
+
+
+def start_database(target: LocalTarget) -> str:
+    """The plan's database URL from the environment, else start the embedded PostgreSQL."""
+    given = os.environ.get(target.plan.database.url_env)
+    data = target.state()
+    if given:
+        data["database"] = {"url_env": target.plan.database.url_env}
+        target.save_state(data)
+        return given
+    with warnings.catch_warnings():  # pgserver warns about XDG_RUNTIME_DIR when headless
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        pg_dir = (target.plan.database.embedded_dir or target.state_dir / "pg").resolve()
+        pg_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server = pgserver.get_server(pg_dir, cleanup_mode=None)
+        except Exception as exc:
+            raise TargetError(f"the embedded PostgreSQL did not start in {pg_dir}: {exc}") from exc
+    name = target.plan.database.name
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # noqa: S608
+    if "1 row" not in exists:
+        server.psql(f'CREATE DATABASE "{name}";')
+    url = database_with(server.get_uri(), name)
+    data["database"] = {"url": url, "pg_dir": str(pg_dir), "postmaster_pid": server.get_pid()}
+    target.save_state(data)
+    return url
+
+
+def stop_database(target: LocalTarget) -> bool:
+    database = target.state().get("database") or {}
+    pid = database.get("postmaster_pid")
+    if not pid:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(pid), signal.SIGINT)  # PostgreSQL's fast shutdown
+        for _ in range(200):
+            os.kill(int(pid), 0)
+            time.sleep(0.05)
+    return True
+
+
+def ensure_secrets(target: LocalTarget) -> dict[str, str]:
+    """A JWT signing secret for the rehearsal, in a 0600 file (never in the repo or logs)."""
+    path = target.home / "secrets" / JWT_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return {"JWT_SECRET_FILE": str(path)}
+
+
+def record_monitoring(target: LocalTarget, record: dict[str, Any]) -> None:
+    data = target.state()
+    data["monitoring"] = record
+    target.save_state(data)
+
+
+def stop_monitoring(target: LocalTarget) -> list[str]:
+    stopped = []
+    for name, entry in target.monitoring().items():
+        record = target.process_of(entry if isinstance(entry, dict) else None)
+        if record is not None and record.stop(timeout_s=10):
+            stopped.append(f"{name} (pid {record.pid})")
+    data = target.state()
+    data.pop("monitoring", None)
+    target.save_state(data)
+    return stopped
+
+
+def start_router(target: LocalTarget, active: SlotName) -> None:
+    router = target.router_process()
+    if router is not None and router.alive():
+        return
+    haproxy = find_haproxy()
+    config_path = target.home / "haproxy.cfg"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    socket_path = target.socket_path()
+    socket_path.unlink(missing_ok=True)
+    config_path.write_text(
+        render_config(
+            port=target.plan.target.router.port,
+            socket_path=socket_path,
+            slots={name: target.plan.slots.of(name).port for name in SLOT_NAMES},
+            active=active,
+            check_interval_ms=target.plan.target.router.check_interval_ms,
+        ),
+        encoding="utf-8",
+    )
+    checked = subprocess.run(  # noqa: S603
+        [haproxy, "-c", "-q", "-f", str(config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if checked.returncode != 0:
+        raise TargetError(f"HAProxy rejects {config_path}: {checked.stderr.strip()}")
+    record = spawn(
+        [haproxy, "-f", str(config_path)], os.environ, target.home / "haproxy.log", target.home
+    )
+    data = target.state()
+    data["router"] = {"process": record.to_json(), "port": target.plan.target.router.port}
+    target.save_state(data)
+    deadline = time.monotonic() + 10
+    while not socket_path.exists() or not _router_answers(target):
+        if not record.alive() or time.monotonic() > deadline:
+            log = Path(record.log).read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise TargetError(f"HAProxy did not start:\n{log}")
+        time.sleep(0.05)
+    target.api.wait_up(active, timeout_s=15)
+
+
+def _router_answers(target: LocalTarget) -> bool:
+    try:
+        target.api.servers()
+    except TargetError:
+        return False
+    return True
+
+
+def stop_router(target: LocalTarget) -> bool:
+    router = target.router_process()
+    stopped = router.stop(timeout_s=5, sig=signal.SIGUSR1) if router is not None else False
+    data = target.state()
+    data.pop("router", None)
+    target.save_state(data)
+    return stopped
+
+
+def stop_everything(target: LocalTarget) -> list[str]:
+    """Stop everything the environment and the go-live started here, by recorded pid: slots,
+    router, monitoring, emulators, the embedded database."""
+    stopped = []
+    for slot in SLOT_NAMES:
+        record, _ = target.slot_process(slot)
+        if record is not None and record.stop(timeout_s=target.plan.deploy.drain_s + 35):
+            stopped.append(f"{slot} (pid {record.pid})")
+    data = target.state()
+    data["slots"] = {}
+    target.save_state(data)
+    router = target.router_process()
+    if router is not None and stop_router(target):
+        stopped.append(f"router (pid {router.pid})")
+    stopped += stop_monitoring(target)
+    stopped += emulators.stop(target.home)
+    if stop_database(target):
+        stopped.append("embedded PostgreSQL")
+    data = target.state()
+    data.pop("database", None)
+    target.save_state(data)
+    return stopped

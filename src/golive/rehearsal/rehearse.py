@@ -33,8 +33,8 @@ from golive.load import (
 from golive.plan import Plan, check_runnable
 from golive.rehearsal import environment
 from golive.runner import Runner
-from golive.smoke import service_token
-from golive.targets.local import LocalTarget, service_cli
+from golive.service import service_cli, service_token
+from golive.targets.local import LocalTarget
 
 SWITCH_WINDOW_S = (1.0, 5.0)  # before, after each switch
 WINDOW_S = 10.0  # the background load is judged per window of this many seconds
@@ -229,7 +229,8 @@ def rehearse(plan: Plan, *, observer: Any, keep: bool = False) -> RehearsalOutco
     check_runnable(plan)
     started = time.monotonic()
     target: LocalTarget = environment.local_target(plan)
-    target.down()  # leftovers of an earlier rehearsal in this state directory, by recorded pid
+    # Leftovers of an earlier rehearsal in this state directory, stopped by recorded pid.
+    environment.stop_everything(target)
     earlier = j.latest_run(plan.state_dir.resolve())
     if earlier is not None and not earlier.state().final:
         earlier.append(
@@ -276,7 +277,7 @@ def rehearse(plan: Plan, *, observer: Any, keep: bool = False) -> RehearsalOutco
         if runner is not None:
             runner.write_report()
         if not keep:
-            stopped = target.down()
+            stopped = environment.stop_everything(target)
             observer.message(f"stopped: {', '.join(stopped) or 'nothing left running'}")
     report = runner.journal.run_dir / "report.md" if runner and runner.journal else None
     if error is None:

@@ -110,10 +110,11 @@ class StepContext:
             if self.token_source is not None:
                 self._token = self.token_source()
             else:
-                from golive.smoke import service_token
-                from golive.targets.local import service_cli
+                from golive.service import service_token
 
-                self._token = service_token(self.target.service_env(), service_cli(), "golive")
+                self._token = service_token(
+                    self.target.service_env(), self.target.service_cli(), "golive"
+                )
         return self._token
 
     def checkpoint(self) -> bool:

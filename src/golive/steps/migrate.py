@@ -33,7 +33,7 @@ from golive.plan import Plan
 from golive.steps import StepContext, StepResult
 from golive.steps.backup import journaled_backup
 from golive.targets import procedures
-from golive.targets.local import service_cli
+from golive.targets.base import Target
 
 NO_SCHEMA_UNDO = (
     "expand-only migrations need no schema undo: the previous release serves on the expanded "
@@ -41,8 +41,8 @@ NO_SCHEMA_UNDO = (
 )
 
 
-def expand_command() -> list[str]:
-    return [service_cli(), "db", "upgrade", "--phase", "expand"]
+def expand_command(target: Target) -> list[str]:
+    return [target.service_cli(), "db", "upgrade", "--phase", "expand"]
 
 
 def _service_env(ctx: StepContext) -> dict[str, str]:
@@ -74,7 +74,7 @@ class CloneTest:
         report = clone_test(
             journaled_backup(ctx),
             ctx.target.database_url(),
-            command=expand_command(),
+            command=expand_command(ctx.target),
             env=_service_env(ctx),
             tools=PgTools(),
         )
@@ -109,7 +109,7 @@ class Migrate:
         url = ctx.target.database_url()
         expected = migrated_revision(ctx)
         before = baseline(url)
-        run = migrate(url, expand_command(), env=_service_env(ctx))
+        run = migrate(url, expand_command(ctx.target), env=_service_env(ctx))
         if run.revision_after != expected:
             raise MigrationError(
                 f"the database reached revision {run.revision_after}, the clone test "

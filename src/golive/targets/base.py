@@ -92,6 +92,10 @@ class Target(Protocol):
         """Environment for the service's own CLI (migrations, tokens): database and secrets."""
         ...
 
+    def service_cli(self) -> str:
+        """The service's own command line, as golive runs it (migrations, tokens)."""
+        ...
+
     def dependencies(self) -> list[Dependency]:
         """External services this target runs for the slots (the rehearsal's emulators), for the
         smoke test to check beside the plan's own; empty when the target runs none."""

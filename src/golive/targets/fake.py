@@ -44,6 +44,9 @@ class FakeTarget:
     def service_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url()}
 
+    def service_cli(self) -> str:
+        return "credit-assessment"
+
     def dependencies(self) -> list[Dependency]:
         return list(self.known_dependencies)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from golive.errors import TargetError, TargetUnreachableError
 from golive.manifests import find_kubectl
+from golive.service import service_cli
 from golive.targets.base import Action, Check, RouterState, SlotStatus, SwitchResult
 from golive.targets.kubeapi import KubectlProxy, KubernetesApi
 
@@ -85,6 +86,9 @@ class KubernetesTarget:
 
     def service_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url(), "APP_ENV": "production"}
+
+    def service_cli(self) -> str:
+        return service_cli()  # migrations and tokens run from the operator's machine
 
     def dependencies(self) -> list[Dependency]:
         return []  # the cluster's services are named in the plan (smoke.dependencies)

@@ -17,42 +17,23 @@ import hashlib
 import importlib.util
 import json
 import os
-import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
 from golive.errors import TargetError, TargetUnreachableError
-from golive.plan import SLOT_NAMES, Plan, SlotName
-from golive.rehearsal import emulators
+from golive.plan import Plan, SlotName
+from golive.service import service_cli
 from golive.smoke import Dependency
 from golive.targets.base import Action, Check, RouterState, SlotStatus, SwitchResult
-from golive.targets.haproxy import RuntimeApi, find_haproxy, render_config
+from golive.targets.haproxy import RuntimeApi, find_haproxy
 from golive.targets.processes import ProcessRecord, spawn
 
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
-
-
-def service_cli() -> str:
-    """The service's CLI: next to this interpreter (the venv), else on PATH."""
-    beside = Path(sys.executable).parent / "credit-assessment"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("credit-assessment")
-    if found is None:
-        raise TargetError(
-            "the credit-assessment command is not installed",
-            hint="install the project: pip install -e . (make run does it)",
-        )
-    return found
 
 
 def pg_bin(tool: str) -> str:
@@ -68,11 +49,6 @@ def pg_bin(tool: str) -> str:
     return found
 
 
-def _database_with(url: str, name: str) -> str:
-    head, _, query = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
 class LocalTarget:
     kind = "local"
     slot_metrics_complete = True
@@ -82,18 +58,18 @@ class LocalTarget:
         self.state_dir = plan.state_dir.resolve()
         self.home = self.state_dir / "local"
         self.state_file = self.home / "target.json"
-        self.api = RuntimeApi(self._socket_path())
+        self.api = RuntimeApi(self.socket_path())
 
     # --- recorded state -----------------------------------------------------------------------
 
-    def _socket_path(self) -> Path:
+    def socket_path(self) -> Path:
         path = self.home / "haproxy.sock"
         if len(str(path)) > 100:  # sun_path is 108 bytes
             digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
             path = Path(tempfile.gettempdir()) / f"golive-{digest}.sock"
         return path
 
-    def _load(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         try:
             data: dict[str, Any] = json.loads(self.state_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -101,104 +77,35 @@ class LocalTarget:
         data.setdefault("slots", {})
         return data
 
-    def _save(self, data: dict[str, Any]) -> None:
+    def save_state(self, data: dict[str, Any]) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.state_file)
 
-    def _process(self, entry: dict[str, Any] | None) -> ProcessRecord | None:
+    def process_of(self, entry: dict[str, Any] | None) -> ProcessRecord | None:
         if not entry or "process" not in entry:
             return None
         return ProcessRecord.from_json(entry["process"])
 
-    def _router(self) -> ProcessRecord | None:
-        return self._process(self._load().get("router"))
+    def router_process(self) -> ProcessRecord | None:
+        return self.process_of(self.state().get("router"))
 
-    def _slot(self, slot: str) -> tuple[ProcessRecord | None, dict[str, Any]]:
-        entry = self._load()["slots"].get(slot) or {}
-        return self._process(entry), entry
-
-    # --- database and secrets -----------------------------------------------------------------
-
-    def start_database(self) -> str:
-        """The plan's database URL from the environment, else start the embedded PostgreSQL."""
-        given = os.environ.get(self.plan.database.url_env)
-        data = self._load()
-        if given:
-            data["database"] = {"url_env": self.plan.database.url_env}
-            self._save(data)
-            return given
-        with warnings.catch_warnings():  # pgserver warns about XDG_RUNTIME_DIR when headless
-            warnings.simplefilter("ignore")
-            import pgserver
-
-            pg_dir = (self.plan.database.embedded_dir or self.state_dir / "pg").resolve()
-            pg_dir.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                server = pgserver.get_server(pg_dir, cleanup_mode=None)
-            except Exception as exc:
-                raise TargetError(
-                    f"the embedded PostgreSQL did not start in {pg_dir}: {exc}"
-                ) from exc
-        name = self.plan.database.name
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # noqa: S608
-        if "1 row" not in exists:
-            server.psql(f'CREATE DATABASE "{name}";')
-        url = _database_with(server.get_uri(), name)
-        data["database"] = {"url": url, "pg_dir": str(pg_dir), "postmaster_pid": server.get_pid()}
-        self._save(data)
-        return url
-
-    def stop_database(self) -> bool:
-        database = self._load().get("database") or {}
-        pid = database.get("postmaster_pid")
-        if not pid:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGINT)  # PostgreSQL's fast shutdown
-            for _ in range(200):
-                os.kill(int(pid), 0)
-                time.sleep(0.05)
-        return True
-
-    def ensure_secrets(self) -> dict[str, str]:
-        """A JWT signing secret for the rehearsal, in a 0600 file (never in the repo or logs)."""
-        path = self.home / "secrets" / JWT_SECRET_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(secrets.token_urlsafe(48))
-        return {"JWT_SECRET_FILE": str(path)}
+    def slot_process(self, slot: str) -> tuple[ProcessRecord | None, dict[str, Any]]:
+        entry = self.state()["slots"].get(slot) or {}
+        return self.process_of(entry), entry
 
     # --- monitoring (rehearsal: Prometheus and Alertmanager on loopback, golive/rehearsal) ----
 
     def monitoring(self) -> dict[str, Any]:
         """What the rehearsal started for monitoring: URLs and processes, or why it did not."""
-        return dict(self._load().get("monitoring") or {})
-
-    def record_monitoring(self, record: dict[str, Any]) -> None:
-        data = self._load()
-        data["monitoring"] = record
-        self._save(data)
-
-    def stop_monitoring(self) -> list[str]:
-        stopped = []
-        for name, entry in self.monitoring().items():
-            record = self._process(entry if isinstance(entry, dict) else None)
-            if record is not None and record.stop(timeout_s=10):
-                stopped.append(f"{name} (pid {record.pid})")
-        data = self._load()
-        data.pop("monitoring", None)
-        self._save(data)
-        return stopped
+        return dict(self.state().get("monitoring") or {})
 
     def database_url(self) -> str:
         given = os.environ.get(self.plan.database.url_env)
         if given:
             return given
-        url = (self._load().get("database") or {}).get("url")
+        url = (self.state().get("database") or {}).get("url")
         if not url:
             raise TargetUnreachableError(
                 f"no database: {self.plan.database.url_env} is unset and no embedded PostgreSQL "
@@ -214,63 +121,7 @@ class LocalTarget:
                 env["JWT_SECRET_FILE"] = str(secret)
         return env
 
-    # --- router ---------------------------------------------------------------------------------
-
-    def start_router(self, active: SlotName) -> None:
-        router = self._router()
-        if router is not None and router.alive():
-            return
-        haproxy = find_haproxy()
-        config_path = self.home / "haproxy.cfg"
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        socket_path = self._socket_path()
-        socket_path.unlink(missing_ok=True)
-        config_path.write_text(
-            render_config(
-                port=self.plan.target.router.port,
-                socket_path=socket_path,
-                slots={name: self.plan.slots.of(name).port for name in SLOT_NAMES},
-                active=active,
-                check_interval_ms=self.plan.target.router.check_interval_ms,
-            ),
-            encoding="utf-8",
-        )
-        checked = subprocess.run(  # noqa: S603
-            [haproxy, "-c", "-q", "-f", str(config_path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if checked.returncode != 0:
-            raise TargetError(f"HAProxy rejects {config_path}: {checked.stderr.strip()}")
-        record = spawn(
-            [haproxy, "-f", str(config_path)], os.environ, self.home / "haproxy.log", self.home
-        )
-        data = self._load()
-        data["router"] = {"process": record.to_json(), "port": self.plan.target.router.port}
-        self._save(data)
-        deadline = time.monotonic() + 10
-        while not socket_path.exists() or not self._answers():
-            if not record.alive() or time.monotonic() > deadline:
-                log = Path(record.log).read_text(encoding="utf-8", errors="replace")[-2000:]
-                raise TargetError(f"HAProxy did not start:\n{log}")
-            time.sleep(0.05)
-        self.api.wait_up(active, timeout_s=15)
-
-    def _answers(self) -> bool:
-        try:
-            self.api.servers()
-        except TargetError:
-            return False
-        return True
-
-    def stop_router(self) -> bool:
-        router = self._router()
-        stopped = router.stop(timeout_s=5, sig=signal.SIGUSR1) if router is not None else False
-        data = self._load()
-        data.pop("router", None)
-        self._save(data)
-        return stopped
+    # --- router (started by the rehearsal environment) --------------------------------------
 
     def router_state(self) -> RouterState:
         servers = self.api.servers()
@@ -318,12 +169,19 @@ class LocalTarget:
         return self.plan.target.public_url or f"http://127.0.0.1:{self.plan.target.router.port}"
 
     def dependencies(self) -> list[Dependency]:
-        return emulators.dependencies(self.home)
+        """The services the environment started for the slots (the rehearsal's emulators)."""
+        return [
+            Dependency(d["name"], d["health_url"], d.get("expect") or {})
+            for d in self.state().get("dependencies") or []
+        ]
+
+    def service_cli(self) -> str:
+        return service_cli()
 
     def deploy(self, slot: SlotName, version: str | None = None) -> bool:
         spec = self.plan.slots.of(slot)
         version = version or spec.version
-        record, entry = self._slot(slot)
+        record, entry = self.slot_process(slot)
         if record is not None and record.alive():
             if entry.get("version") == version:
                 return False
@@ -336,7 +194,7 @@ class LocalTarget:
             "SHUTDOWN_DRAIN_S": str(self.plan.deploy.drain_s),
             "DATA_DIR": str(self.home / "slots" / slot),
             "LOG_REQUESTS": "false",
-            **emulators.slot_env(self.home),  # legacy, bureau, traffic flag file
+            **(self.state().get("slot_env") or {}),  # legacy, bureau, flag file (environment)
             **spec.env,
         }
         # The service keeps its private copy of the flag file there: it must exist.
@@ -345,10 +203,10 @@ class LocalTarget:
         argv += ["--workers", str(spec.workers)]
         log = self.home / "logs" / f"{slot}.log"
         record = spawn(argv, env, log, self.home)
-        data = self._load()
+        data = self.state()
         data["slots"][slot] = {"process": record.to_json(), "version": version, "port": spec.port}
-        self._save(data)
-        router = self._router()
+        self.save_state(data)
+        router = self.router_process()
         if router is not None and router.alive():
             servers = self.api.servers()
             if not servers[slot].serving:
@@ -357,7 +215,7 @@ class LocalTarget:
 
     def wait_ready(self, slot: SlotName, timeout_s: float) -> float:
         started = time.monotonic()
-        record, _ = self._slot(slot)
+        record, _ = self.slot_process(slot)
         url = self.slot_url(slot) + "/ready"
         while True:
             if record is None or not record.alive():
@@ -373,7 +231,7 @@ class LocalTarget:
             if time.monotonic() - started > timeout_s:
                 raise TargetError(f"{slot} was not ready within {timeout_s:g}s ({url})")
             time.sleep(0.2)
-        router = self._router()
+        router = self.router_process()
         if router is not None and router.alive():
             remaining = max(0.0, timeout_s - (time.monotonic() - started))
             try:
@@ -388,7 +246,7 @@ class LocalTarget:
         return "unknown" if code is None else str(code)
 
     def slot_status(self, slot: SlotName) -> SlotStatus:
-        record, entry = self._slot(slot)
+        record, entry = self.slot_process(slot)
         running = record is not None and record.alive()
         ready = False
         if running:
@@ -404,7 +262,7 @@ class LocalTarget:
         )
 
     def stop(self, slot: SlotName) -> bool:
-        router = self._router()
+        router = self.router_process()
         if router is not None and router.alive():
             servers = self.api.servers()
             if servers[slot].serving:
@@ -414,13 +272,13 @@ class LocalTarget:
                 )
             if not servers[slot].forced_maint:
                 self.api.set_states({slot: "maint"})
-        record, _ = self._slot(slot)
+        record, _ = self.slot_process(slot)
         stopped = (
             record.stop(timeout_s=self.plan.deploy.drain_s + 35) if record is not None else False
         )
-        data = self._load()
+        data = self.state()
         data["slots"].pop(slot, None)
-        self._save(data)
+        self.save_state(data)
         return stopped
 
     # --- reachability -------------------------------------------------------------------------
@@ -432,7 +290,7 @@ class LocalTarget:
             checks.append(Check("haproxy installed", True, "found"))
         except TargetError as exc:
             checks.append(Check("haproxy installed", False, f"{exc.message}; {exc.hint}"))
-        router = self._router()
+        router = self.router_process()
         if router is None or not router.alive():
             checks.append(
                 Check("router", False, f"no HAProxy running for {self.state_dir} (golive up PLAN)")
@@ -457,28 +315,6 @@ class LocalTarget:
         except TargetError as exc:
             checks.append(Check("service cli", False, exc.message))
         return checks
-
-    def down(self) -> list[str]:
-        """Stop everything this target started: slots, router, embedded database."""
-        stopped = []
-        for slot in SLOT_NAMES:
-            record, _ = self._slot(slot)
-            if record is not None and record.stop(timeout_s=self.plan.deploy.drain_s + 35):
-                stopped.append(f"{slot} (pid {record.pid})")
-        data = self._load()
-        data["slots"] = {}
-        self._save(data)
-        router = self._router()
-        if router is not None and self.stop_router():
-            stopped.append(f"router (pid {router.pid})")
-        stopped += self.stop_monitoring()
-        stopped += emulators.stop(self.home)
-        if self.stop_database():
-            stopped.append("embedded PostgreSQL")
-        data = self._load()
-        data.pop("database", None)
-        self._save(data)
-        return stopped
 
 
 class LocalProcedures:

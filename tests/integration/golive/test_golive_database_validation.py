@@ -22,6 +22,7 @@ from golive.database.postgres import revision
 from golive.errors import StepFailed, TargetError
 from golive.plan import Plan, load
 from golive.runner import Runner
+from golive.service import service_cli
 from golive.steps import StepContext, StepResult
 from golive.steps import migrate as migrate_steps
 from golive.steps.backup import Backup, VerifyBackup
@@ -78,6 +79,9 @@ class DatabaseTarget:
     def router_state(self) -> Any:
         raise TargetError("no router in this test")
 
+    def service_cli(self) -> str:
+        return service_cli()
+
 
 def _plan(tmp_path: Path, **changes: Any) -> Plan:
     return load(write_plan(tmp_path, **changes))
@@ -120,7 +124,7 @@ def test_a_failing_clone_test_stops_before_production_is_touched(
     tmp_path: Path, v1_url: str, monkeypatch: pytest.MonkeyPatch
 ):
     broken = ["sh", "-c", "echo 'migration 0003 failed: relation is locked' >&2; exit 3"]
-    monkeypatch.setattr(migrate_steps, "expand_command", lambda: broken)
+    monkeypatch.setattr(migrate_steps, "expand_command", lambda target: broken)
     runner = Runner(_plan(tmp_path), DatabaseTarget(v1_url), steps=database_steps())
     with pytest.raises(StepFailed) as failed:
         runner.run()

@@ -14,8 +14,8 @@ import pytest
 from golive import cli
 from golive.plan import load
 from golive.rehearsal import environment
-from golive.smoke import service_token
-from golive.targets.local import LocalTarget, service_cli
+from golive.service import service_cli, service_token
+from golive.targets.local import LocalTarget
 from tests.integration.golive.plans import REPO, needs_haproxy, write_plan
 
 pytestmark = [needs_haproxy, pytest.mark.slow]
@@ -29,7 +29,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Loca
     try:
         yield plan_path, target
     finally:
-        target.down()
+        environment.stop_everything(target)
 
 
 def smoke_script(url: str, token: str) -> subprocess.CompletedProcess[str]:

@@ -24,10 +24,10 @@ from golive.plan import Plan, Stage, load
 from golive.rehearsal import environment
 from golive.rehearsal.rehearse import client_ids
 from golive.runner import Runner
-from golive.smoke import service_token
+from golive.service import service_cli, service_token
 from golive.steps import QuietObserver
 from golive.steps.shift import TRAFFIC_ROLLED_BACK, TrafficStage
-from golive.targets.local import LocalTarget, service_cli
+from golive.targets.local import LocalTarget
 from golive.traffic import create, verify_weight
 from tests.integration.golive.plans import same_environment, write_plan
 
@@ -226,4 +226,4 @@ def start_rig(directory: Path) -> Iterator[Rig]:
         clients = client_ids(target.database_url(), plan.rehearsal.clients)
         yield Rig(directory, plan_path, plan, target, token, clients)
     finally:
-        target.down()
+        environment.stop_everything(target)
