@@ -11,7 +11,6 @@ binary — and does not fail. Every finding goes into the journal and the report
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 
@@ -29,10 +28,7 @@ def _urls(ctx: StepContext) -> tuple[str | None, str | None, str | None]:
     configured = ctx.plan.monitoring
     if configured.prometheus_url:
         return configured.prometheus_url, configured.alertmanager_url, None
-    started: dict[str, Any] = {}
-    reader = getattr(ctx.target, "monitoring", None)
-    if callable(reader):
-        started = reader()
+    started = ctx.target.monitoring()
     if started.get("skipped"):
         return None, None, f"skipped: {started['skipped']}"
     prometheus = (started.get("prometheus") or {}).get("url")

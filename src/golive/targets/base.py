@@ -11,7 +11,7 @@ reaching the target). Steps call these and never name a kind of target; each pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from golive.plan import SlotName
@@ -94,6 +94,11 @@ class Target(Protocol):
 
     def service_cli(self) -> str:
         """The service's own command line, as golive runs it (migrations, tokens)."""
+        ...
+
+    def monitoring(self) -> dict[str, Any]:
+        """The monitoring this target started itself ({"prometheus": {"url": ...},
+        "alertmanager": ...} or {"skipped": why}); empty when the plan names it instead."""
         ...
 
     def dependencies(self) -> list[Dependency]:

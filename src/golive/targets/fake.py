@@ -8,6 +8,7 @@ told to fail: ``fail_on={"deploy:green": TargetError("...")}`` raises on that ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from golive.errors import TargetError
 from golive.plan import SlotName
@@ -43,6 +44,9 @@ class FakeTarget:
 
     def service_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url()}
+
+    def monitoring(self) -> dict[str, Any]:
+        return {}  # a fake starts none
 
     def service_cli(self) -> str:
         return "credit-assessment"

@@ -87,6 +87,9 @@ class KubernetesTarget:
     def service_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url(), "APP_ENV": "production"}
 
+    def monitoring(self) -> dict[str, Any]:
+        return {}  # the plan names the cluster's Prometheus and Alertmanager
+
     def service_cli(self) -> str:
         return service_cli()  # migrations and tokens run from the operator's machine
 
