@@ -64,11 +64,11 @@ DEFAULT_PLAN = Path("deploy/golive/rehearsal.yaml")
 
 
 def _check_plan(args: argparse.Namespace) -> None:
-    from golive import plan
+    from golive import plan, providers
 
     loaded = plan.load(args.plan)
     if not args.structure_only:
-        plan.check_runnable(loaded)
+        providers.check_runnable(loaded)
     stages = len(loaded.traffic.stages)
     print(f"{args.plan}: valid ({stages} traffic stages, target {loaded.target.kind})")
 

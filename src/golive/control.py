@@ -18,7 +18,8 @@ from golive.runner import Runner
 
 
 def _load_plan(path: Path) -> Plan:
-    from golive.plan import check_runnable, load
+    from golive.plan import load
+    from golive.providers import check_runnable
 
     plan = load(path)
     check_runnable(plan)

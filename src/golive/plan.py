@@ -4,8 +4,9 @@ Loading is strict: every mapping forbids unknown keys, and every problem is repo
 ``FILE:LINE: field.path: reason`` (the line comes from the YAML node of the field, or of its
 parent when the field is missing). Structural rules live in the models (weights strictly
 increasing, ending at 100, the two slots on distinct ports, ...). Whether the providers a plan
-names exist in this build (target, traffic flag) is a second check, ``check_runnable``: a
-runbook renders from any well-formed plan, a run needs the providers.
+names exist in this build (target, traffic flag) is a second check,
+``golive.providers.check_runnable``: a runbook renders from any well-formed plan, a run needs
+the providers.
 """
 
 from __future__ import annotations
@@ -335,7 +336,7 @@ class Plan(_Strict):
 # --- loading with line numbers ----------------------------------------------------------------
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     """The 1-based line of the node at ``loc`` (or of the deepest ancestor that exists)."""
     line = node.start_mark.line + 1 if node is not None else 1
     for key in loc:
@@ -368,7 +369,7 @@ def _problems(source: str, root: yaml.Node | None, exc: ValidationError) -> list
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (not part of the plan format)"
-        problems.append(f"{source}:{_line_of(root, loc)}: {_path(loc)}: {message}")
+        problems.append(f"{source}:{line_of(root, loc)}: {_path(loc)}: {message}")
     return problems
 
 
@@ -398,25 +399,3 @@ def load(path: Path | str) -> Plan:
     except OSError as exc:
         raise PlanError([f"{path}: cannot be read: {exc.strerror}"]) from exc
     return parse(text, str(path))
-
-
-def check_runnable(plan: Plan) -> None:
-    """Fail loudly when the plan names a provider this build does not have."""
-    from golive import targets, traffic
-
-    problems = []
-    root = yaml.compose(plan.source.read_text(encoding="utf-8")) if plan.source.exists() else None
-    if plan.target.kind not in targets.registered():
-        problems.append(
-            f"{plan.source}:{_line_of(root, ('target', 'kind'))}: target.kind: no target provider "
-            f"{plan.target.kind!r} is registered (registered: {', '.join(targets.registered())})"
-        )
-    provider = plan.traffic.flag_provider
-    if provider is not None and provider not in traffic.registered():
-        available = ", ".join(traffic.registered()) or "none yet"
-        problems.append(
-            f"{plan.source}:{_line_of(root, ('traffic', 'flag_provider'))}: traffic.flag_provider: "
-            f"no traffic flag provider {provider!r} is registered (registered: {available})"
-        )
-    if problems:
-        raise PlanError(problems, hint="this build cannot run the plan; it can render its runbook")

@@ -26,7 +26,7 @@ import httpx
 from golive.errors import TargetError
 from golive.smoke import Dependency
 from golive.targets.processes import ProcessRecord, spawn
-from golive.traffic.flagd import write_disabled
+from golive.traffic.document import write_disabled
 
 RECORD = "emulators.json"
 BUREAU_KEY_FILE = "bureau-api-key"

@@ -30,7 +30,8 @@ from golive.load import (
     LoadResult,
     slot_engine_tag,
 )
-from golive.plan import Plan, check_runnable
+from golive.plan import Plan
+from golive.providers import check_runnable
 from golive.rehearsal import environment
 from golive.runner import Runner
 from golive.service import service_cli, service_token

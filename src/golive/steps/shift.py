@@ -35,7 +35,8 @@ from golive.metrics import MetricSource, MetricSourceError
 from golive.plan import SLOT_NAMES, Plan, Stage
 from golive.steps import GateBreached, StepContext, StepResult
 from golive.steps.hold import TICK_S, elapsed_since_first_start
-from golive.traffic import TrafficFlag, create, verify_weight
+from golive.traffic import create
+from golive.traffic.base import TrafficFlag, verify_weight
 
 # Journal events of a traffic stage.
 TRAFFIC_SHIFTED = "traffic_shifted"

@@ -1,5 +1,6 @@
 """Traffic flags: the share of legacy traffic the new engine takes, raised stage by stage.
 
+This module is only the registry of providers; the port and what they share are in ``base``.
 ``TrafficFlag`` is the port: ``set_weight``, then ``verify`` — wait until *every* serving
 instance evaluates the new weight (a flag store that says 50 while one pod still evaluates 10
 is not at 50 — the lesson of Argo Rollouts' VerifyWeight) — and ``read_weights`` for a look
@@ -17,41 +18,15 @@ it, and ``provider(name)`` raises the same way — never a silent fallback.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from golive.errors import PlanError
+from golive.traffic.base import TrafficFlag
 
 if TYPE_CHECKING:
     from golive.plan import Plan
     from golive.targets.base import Target
-    from golive.traffic.instances import InstanceFlags
-
-
-class TrafficFlag(Protocol):
-    """The percentage of legacy traffic routed to the new engine."""
-
-    key: str
-
-    def set_weight(self, percent: int) -> None:
-        """Ask for ``percent`` (0-100); returns once the store accepted it."""
-        ...
-
-    def verify(
-        self,
-        instances: Sequence[str] | None = None,
-        percent: int | None = None,
-        timeout_s: float = 30.0,
-    ) -> Mapping[str, InstanceFlags]:
-        """Wait until every serving instance evaluates ``percent``; what each reports.
-
-        Raises ``TrafficFlagError`` naming the instances that did not within ``timeout_s``.
-        """
-        ...
-
-    def read_weights(self) -> Mapping[str, int]:
-        """The weight each serving instance evaluates now, by instance name."""
-        ...
 
 
 FlagFactory = Callable[["Plan", "Target"], TrafficFlag]
@@ -100,34 +75,4 @@ def create(plan: Plan, target: Target) -> TrafficFlag:
     return provider(name)(plan, target)
 
 
-def serving_instances(target: Target) -> list[str]:
-    """URLs of every slot that runs (both evaluate the flag while both run)."""
-    from golive.plan import SLOT_NAMES
-
-    return [target.slot_url(s) for s in SLOT_NAMES if target.slot_status(s).running]
-
-
-def verify_weight(flag: TrafficFlag, percent: int, timeout_s: float = 30.0) -> dict[str, int]:
-    """Wait for every instance to evaluate ``percent``; a mismatch raises naming the instances."""
-    states = flag.verify(percent=percent, timeout_s=timeout_s)
-    weights = {name: int(s.weight if s.weight is not None else -1) for name, s in states.items()}
-    wrong = {name: w for name, w in weights.items() if w != percent}
-    if not weights or wrong:
-        from golive.errors import TargetError
-
-        raise TargetError(
-            f"flag {flag.key!r} set to {percent}% but instances read {wrong or 'nothing'}"
-        )
-    return weights
-
-
-__all__ = [
-    "FlagFactory",
-    "TrafficFlag",
-    "create",
-    "provider",
-    "register",
-    "registered",
-    "serving_instances",
-    "verify_weight",
-]
+__all__ = ["FlagFactory", "create", "provider", "register", "registered"]

@@ -22,14 +22,16 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from golive.traffic.flagd import (
+from golive.traffic.base import (
     FLAG_KEY,
+    InstanceFlags,
+    InstancePoller,
+    PolledFlag,
+    TrafficFlagError,
     check_percent,
-    flag_set_version,
-    parse_document,
-    with_weight,
+    serving_instances,
 )
-from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+from golive.traffic.document import flag_set_version, parse_document, weight_of, with_weight
 
 if TYPE_CHECKING:
     from golive.plan import Plan
@@ -68,7 +70,7 @@ def kubectl_runner(kubectl: str = "kubectl", timeout_s: float = 30.0) -> Run:
     return run
 
 
-class ConfigMapFlag:
+class ConfigMapFlag(PolledFlag):
     """The traffic flag in a ConfigMap's flagd file, read back from every serving instance."""
 
     def __init__(
@@ -121,17 +123,12 @@ class ConfigMapFlag:
         """The flag-set version pods report once they load the ConfigMap's current file."""
         return flag_set_version(self._content())
 
-    def read_weights(self) -> dict[str, int]:
-        return self._poller.read_weights()
-
     def verify(
         self,
         instances: Sequence[str] | None = None,
         percent: int | None = None,
         timeout_s: float = KUBELET_SYNC_S,
     ) -> dict[str, InstanceFlags]:
-        from golive.traffic.flagd import weight_of
-
         wanted = weight_of(self._document(), self.key) if percent is None else percent
         return self._poller.wait_for(
             instances, check_percent(wanted), self.version(), max(timeout_s, KUBELET_SYNC_S)
@@ -145,7 +142,6 @@ def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
     """The ``kubernetes-configmap`` provider for the plan's namespace, through the kubectl
     context the kubernetes target uses (``KUBECTL`` overrides the client binary)."""
     from golive.manifests import find_kubectl
-    from golive.traffic import serving_instances
 
     kubectl = os.environ.get("KUBECTL") or find_kubectl() or "kubectl"
     return ConfigMapFlag(

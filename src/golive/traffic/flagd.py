@@ -20,97 +20,35 @@ instance reports both, or raises :class:`TrafficFlagError` naming the ones that 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+from golive.traffic.base import (
+    FLAG_KEY,
+    InstanceFlags,
+    InstancePoller,
+    PolledFlag,
+    TrafficFlagError,
+    check_percent,
+    serving_instances,
+)
+from golive.traffic.document import flag_set_version, parse_document, weight_of, with_weight
 
 if TYPE_CHECKING:
     from golive.plan import Plan
     from golive.targets.base import Target
 
-__all__ = [
-    "FLAG_KEY",
-    "PROVIDER",
-    "FlagdFileFlag",
-    "InstanceFlags",
-    "InstancePoller",
-    "TrafficFlagError",
-    "check_percent",
-    "flag_definition",
-    "flag_file",
-    "flag_set_version",
-    "from_plan",
-    "weight_of",
-    "write_disabled",
-]
+__all__ = ["PROVIDER", "FlagdFileFlag", "flag_file", "from_plan"]
 
-FLAG_KEY = "new-credit-assessment-enabled"
 PROVIDER = "flagd-file"
 
 
-def flag_definition(percent: int) -> dict[str, Any]:
-    """The flagd definition of the traffic flag at ``percent``."""
-    return {
-        "state": "ENABLED",
-        "variants": {"on": True, "off": False},
-        "defaultVariant": "off",
-        "targeting": {"fractional": [["on", percent], ["off", 100 - percent]]},
-    }
-
-
-def parse_document(content: bytes, where: str, hint: str) -> dict[str, Any]:
-    """A flagd flag-definition document, refused when it could not be rewritten safely."""
-    try:
-        document = json.loads(content)
-    except ValueError as exc:
-        raise TrafficFlagError(
-            f"{where} is not valid JSON; refusing to overwrite it ({exc})", hint=hint
-        ) from exc
-    if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
-        raise TrafficFlagError(f"{where} has no 'flags' object")
-    return document
-
-
-def with_weight(document: dict[str, Any], key: str, percent: int) -> str:
-    """The document's text with the traffic flag at ``percent``, every other flag kept."""
-    document.setdefault("flags", {})[key] = flag_definition(check_percent(percent))
-    return json.dumps(document, indent=2) + "\n"
-
-
-def flag_set_version(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()[:12]
-
-
-def check_percent(percent: int) -> int:
-    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-        raise TrafficFlagError(f"a traffic weight is a whole percentage 0-100, not {percent!r}")
-    return percent
-
-
-def weight_of(document: Mapping[str, Any], key: str) -> int:
-    """The share of clients a flag definition sends to ``on`` (0 when absent or disabled)."""
-    flag = (document.get("flags") or {}).get(key)
-    if not isinstance(flag, dict) or flag.get("state") != "ENABLED":
-        return 0
-    variants = flag.get("variants") or {}
-    buckets = (flag.get("targeting") or {}).get("fractional")
-    if not buckets:
-        return 100 if variants.get(flag.get("defaultVariant")) is True else 0
-    weights = [b for b in buckets if isinstance(b, list) and len(b) == 2]
-    total = sum(float(w) for _, w in weights)
-    on = sum(float(w) for name, w in weights if variants.get(name) is True)
-    return round(100 * on / total) if total > 0 else 0
-
-
-class FlagdFileFlag:
+class FlagdFileFlag(PolledFlag):
     """The traffic flag in a flagd flag-definition file, read back from every instance."""
 
     def __init__(
@@ -186,10 +124,6 @@ class FlagdFileFlag:
 
     # ------------------------------------------------------------------ the instances
 
-    def read_weights(self) -> dict[str, int]:
-        """The weight each serving instance evaluates now (the ``TrafficFlag`` port)."""
-        return self._poller.read_weights()
-
     def verify(
         self,
         instances: Sequence[str] | None = None,
@@ -209,18 +143,8 @@ def flag_file(plan: Plan) -> Path:
     return plan.state_dir.resolve() / "local" / "flags" / "flags.json"
 
 
-def write_disabled(path: Path, flag_key: str = FLAG_KEY) -> None:
-    """A fresh flag file with the traffic flag DISABLED: every client on legacy (story AC 5)."""
-    document = {"flags": {flag_key: {**flag_definition(0), "state": "DISABLED"}}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.new")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def from_plan(plan: Plan, target: Target) -> FlagdFileFlag:
     """The ``flagd-file`` provider: the local target's flag file, read back from every slot."""
-    from golive.traffic import serving_instances
 
     return FlagdFileFlag(
         flag_file(plan),

@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from golive.traffic.flagd import FLAG_KEY, check_percent
-from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+from golive.traffic.base import (
+    FLAG_KEY,
+    InstanceFlags,
+    InstancePoller,
+    PolledFlag,
+    TrafficFlagError,
+    check_percent,
+    serving_instances,
+)
 
 if TYPE_CHECKING:
     from golive.plan import Plan
@@ -60,7 +67,7 @@ def api_key_from(environ: Mapping[str, str] | None = None) -> str:
     )
 
 
-class LaunchDarklyFlag:
+class LaunchDarklyFlag(PolledFlag):
     """A LaunchDarkly flag's percentage rollout on one rule of one environment."""
 
     def __init__(
@@ -137,9 +144,6 @@ class LaunchDarklyFlag:
             ) from exc
         return round(int(weight) / 1000)
 
-    def read_weights(self) -> dict[str, int]:
-        return self._poller.read_weights()
-
     def verify(
         self,
         instances: Sequence[str] | None = None,
@@ -190,7 +194,6 @@ def from_plan(plan: Plan, target: Target) -> LaunchDarklyFlag:
     ``LD_PROJECT`` and ``LD_ENVIRONMENT`` name the project and environment (default
     ``production``); the API key comes from ``LD_API_KEY`` / ``LD_API_KEY_FILE``.
     """
-    from golive.traffic import serving_instances
 
     return LaunchDarklyFlag(
         plan.traffic.flag_key,

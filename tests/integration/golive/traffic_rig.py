@@ -28,7 +28,8 @@ from golive.service import service_cli, service_token
 from golive.steps import QuietObserver
 from golive.steps.shift import TRAFFIC_ROLLED_BACK, TrafficStage
 from golive.targets.local import LocalTarget
-from golive.traffic import create, verify_weight
+from golive.traffic import create
+from golive.traffic.base import verify_weight
 from tests.integration.golive.plans import same_environment, write_plan
 
 _ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')

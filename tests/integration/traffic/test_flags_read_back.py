@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from golive.traffic.flagd import FLAG_KEY, FlagdFileFlag, TrafficFlagError, weight_of
+from golive.traffic.base import FLAG_KEY, TrafficFlagError
+from golive.traffic.document import weight_of
+from golive.traffic.flagd import FlagdFileFlag
 from golive.traffic.launchdarkly import LaunchDarklyFlag
 from tests.integration.traffic.conftest import Recorded, json_answer
 

@@ -11,7 +11,8 @@ import yaml
 
 from golive import cli
 from golive.errors import PlanError
-from golive.plan import check_runnable, load, parse
+from golive.plan import load, parse
+from golive.providers import check_runnable
 
 REPO = Path(__file__).resolve().parents[3]
 REHEARSAL = REPO / "deploy" / "golive" / "rehearsal.yaml"

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from golive.traffic.base import FLAG_KEY, TrafficFlagError
 from golive.traffic.configmap import ConfigMapFlag, kubectl_runner
-from golive.traffic.flagd import FLAG_KEY, TrafficFlagError, weight_of
+from golive.traffic.document import weight_of
 
 
 class FakeKubectl:

@@ -12,13 +12,9 @@ import httpx
 import pytest
 
 from golive import traffic
-from golive.traffic.flagd import (
-    FLAG_KEY,
-    FlagdFileFlag,
-    TrafficFlagError,
-    flag_definition,
-    weight_of,
-)
+from golive.traffic.base import FLAG_KEY, TrafficFlagError, verify_weight
+from golive.traffic.document import flag_definition, weight_of
+from golive.traffic.flagd import FlagdFileFlag
 from golive.traffic.launchdarkly import LaunchDarklyFlag, api_key_from
 
 
@@ -105,7 +101,7 @@ def test_verify_waits_for_every_instance(tmp_path: Path) -> None:
     states = flag.verify(percent=10, timeout_s=1)
     assert {s.version for s in states.values()} == {version}
     assert flag.read_weights() == {hosts[0]: 10, hosts[1]: 10}
-    assert traffic.verify_weight(flag, 10) == {hosts[0]: 10, hosts[1]: 10}
+    assert verify_weight(flag, 10) == {hosts[0]: 10, hosts[1]: 10}
 
     # one instance still on the old version, one unreachable: both named
     answers.update({hosts[0]: _state("0123456789ab", 10), hosts[1]: httpx.ConnectError("refused")})

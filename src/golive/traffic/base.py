@@ -1,6 +1,8 @@
-"""Reading the traffic flag back from serving instances (shared by every flag provider).
+"""The ``TrafficFlag`` port, and what every flag provider shares: the flag's key, the weight's
+bounds, the serving instances, and reading the flag back from them.
 
-Each serving instance answers ``GET /flags`` with the version of the flag set it evaluates and
+Reading back:
+each serving instance answers ``GET /flags`` with the version of the flag set it evaluates and
 the weight. ``InstancePoller`` reads it on a fresh connection each time (a kept-alive
 connection would always reach the same worker process of an instance; fresh ones are spread
 over its workers by the kernel) and ``wait_for`` asks every instance for ``confirmations``
@@ -10,12 +12,19 @@ matching reads in a row before it counts as converged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from golive.errors import TargetError
+from golive.plan import SLOT_NAMES
+
+if TYPE_CHECKING:
+    from golive.targets.base import Target
+
+FLAG_KEY = "new-credit-assessment-enabled"
 
 
 class TrafficFlagError(TargetError):
@@ -135,3 +144,62 @@ class InstancePoller:
 
     def close(self) -> None:
         self._http.close()
+
+
+def check_percent(percent: int) -> int:
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise TrafficFlagError(f"a traffic weight is a whole percentage 0-100, not {percent!r}")
+    return percent
+
+
+class TrafficFlag(Protocol):
+    """The percentage of legacy traffic routed to the new engine."""
+
+    key: str
+
+    def set_weight(self, percent: int) -> None:
+        """Ask for ``percent`` (0-100); returns once the store accepted it."""
+        ...
+
+    def verify(
+        self,
+        instances: Sequence[str] | None = None,
+        percent: int | None = None,
+        timeout_s: float = 30.0,
+    ) -> Mapping[str, InstanceFlags]:
+        """Wait until every serving instance evaluates ``percent``; what each reports.
+
+        Raises ``TrafficFlagError`` naming the instances that did not within ``timeout_s``.
+        """
+        ...
+
+    def read_weights(self) -> Mapping[str, int]:
+        """The weight each serving instance evaluates now, by instance name."""
+        ...
+
+
+class PolledFlag:
+    """What every provider's flag does the same way: read the weights back from its poller."""
+
+    _poller: InstancePoller
+
+    def read_weights(self) -> dict[str, int]:
+        """The weight each serving instance evaluates now (the ``TrafficFlag`` port)."""
+        return self._poller.read_weights()
+
+
+def serving_instances(target: Target) -> list[str]:
+    """URLs of every slot that runs (both evaluate the flag while both run)."""
+    return [target.slot_url(s) for s in SLOT_NAMES if target.slot_status(s).running]
+
+
+def verify_weight(flag: TrafficFlag, percent: int, timeout_s: float = 30.0) -> dict[str, int]:
+    """Wait for every instance to evaluate ``percent``; a mismatch raises naming the instances."""
+    states = flag.verify(percent=percent, timeout_s=timeout_s)
+    weights = {name: int(s.weight if s.weight is not None else -1) for name, s in states.items()}
+    wrong = {name: w for name, w in weights.items() if w != percent}
+    if not weights or wrong:
+        raise TargetError(
+            f"flag {flag.key!r} set to {percent}% but instances read {wrong or 'nothing'}"
+        )
+    return weights
