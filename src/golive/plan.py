@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from golive.analysis import Gates as AnalysisGates
 from golive.errors import PlanError
 from golive.validation.config import ValidationConfig
 
@@ -198,8 +199,6 @@ class Traffic(_Strict):
     @field_validator("analysis")
     @classmethod
     def _gates(cls, analysis: dict[str, Any]) -> dict[str, Any]:
-        from golive.analysis import Gates as AnalysisGates
-
         AnalysisGates.from_mapping(analysis)  # raises ValueError naming a bad field
         return analysis
 

@@ -40,15 +40,9 @@ from golive.errors import (
 from golive.journal import Control, Journal, RunLock
 from golive.load import LiveCounts
 from golive.plan import Plan
-from golive.steps import (
-    Clock,
-    Observer,
-    QuietObserver,
-    RollbackRequested,
-    Step,
-    StepContext,
-    build_steps,
-)
+from golive.report.golive_report import write_report
+from golive.steps import build_steps
+from golive.steps.base import Clock, Observer, QuietObserver, RollbackRequested, Step, StepContext
 from golive.targets.base import Target
 
 
@@ -153,8 +147,6 @@ class Runner:
     def write_report(self) -> None:
         if self.journal is None:
             return
-        from golive.report.golive_report import write_report
-
         with contextlib.suppress(OSError):
             write_report(self.journal, self.plan)
 

@@ -60,7 +60,7 @@ class NoPrometheusTarget:
 
 def test_verify_monitoring_says_plainly_when_prometheus_is_missing(tmp_path: Path):
     from golive.journal import Control, open_run
-    from golive.steps import StepContext
+    from golive.steps.base import StepContext
 
     plan = load(write_plan(tmp_path))
     ctx = StepContext(

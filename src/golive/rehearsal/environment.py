@@ -22,9 +22,9 @@ from typing import Any
 from golive.errors import GoLiveError, TargetError, UsageError
 from golive.journal import RunLock
 from golive.plan import SLOT_NAMES, Plan, SlotName
-from golive.rehearsal import emulators
+from golive.rehearsal import emulators, prometheus
 from golive.service import service_cli
-from golive.steps import Observer, QuietObserver
+from golive.steps.base import Observer, QuietObserver
 from golive.targets.haproxy import find_haproxy, render_config
 from golive.targets.local import JWT_SECRET_FILE, LocalTarget
 from golive.targets.processes import spawn
@@ -110,8 +110,6 @@ def up(plan: Plan, observer: Observer | None = None) -> LocalTarget:
 
 def start_monitoring(plan: Plan, target: LocalTarget) -> str:
     """Prometheus (and Alertmanager) scraping both slots, when installed; what happened."""
-    from golive.rehearsal import prometheus
-
     record = prometheus.start(plan, target.home, lambda found: record_monitoring(target, found))
     if "skipped" in record:
         return f"monitoring: skipped: {record['skipped']}"

@@ -30,9 +30,10 @@ from golive.load import (
     LoadResult,
     slot_engine_tag,
 )
-from golive.plan import Plan
+from golive.plan import Plan, load
 from golive.providers import check_runnable
 from golive.rehearsal import environment
+from golive.report.progress import make_observer
 from golive.runner import Runner
 from golive.service import service_cli, service_token
 from golive.targets.local import LocalTarget
@@ -288,9 +289,6 @@ def rehearse(plan: Plan, *, observer: Any, keep: bool = False) -> RehearsalOutco
 
 def main(path: Path, *, keep: bool, plain: bool) -> None:
     """``golive rehearse``: run it, print where the report is, fail loudly on any failure."""
-    from golive.plan import load
-    from golive.report.progress import make_observer
-
     plan = load(path)
     observer = make_observer(plain=plain)
     try:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from golive.load import LiveCounts
-from golive.steps import StepResult
+from golive.steps.base import StepResult
 
 
 class PlainObserver:

@@ -16,7 +16,7 @@ from golive.database.backup import BackupResult, backup, verify_backup
 from golive.database.postgres import PgTools
 from golive.errors import GoLiveError
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 
 

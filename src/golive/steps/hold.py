@@ -22,7 +22,7 @@ import httpx
 
 from golive import journal as j
 from golive.plan import Gates, Plan
-from golive.steps import GateBreached, StepContext, StepResult
+from golive.steps.base import GateBreached, StepContext, StepResult
 from golive.steps.gates import HistogramSnapshot, Window, histogram_window, judge, parse_histogram
 
 MAX_SCRAPE_ERRORS = 3

@@ -30,8 +30,8 @@ from golive.database.postgres import PgTools
 from golive.database.verify import baseline, verify
 from golive.errors import GoLiveError
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
 from golive.steps.backup import journaled_backup
+from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 from golive.targets.base import Target
 

@@ -17,7 +17,7 @@ import httpx
 from golive.errors import GoLiveError
 from golive.monitoring import Expectations, Finding, PrometheusMonitoring, failures
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 
 FLOW_TIMEOUT_S = 20.0
 FLOW_QUERY = 'sum(credit_assessments_total{job="credit-assessment",slot="%s"})'

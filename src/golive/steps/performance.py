@@ -13,7 +13,7 @@ import json
 from golive.errors import GoLiveError
 from golive.load import LoadPlan, LoadResult, run_load
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 
 
 def assessment_load(url: str, token: str, plan: Plan, rate: float, duration: float) -> LoadPlan:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from golive.errors import TargetUnreachableError
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 from golive.targets.base import Check
 

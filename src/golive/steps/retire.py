@@ -8,7 +8,7 @@ and waits until it is ready, so the switch back has somewhere to go.
 from __future__ import annotations
 
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 
 

@@ -28,12 +28,13 @@ import time
 from collections import Counter
 from typing import Any
 
+from golive import journal as j
 from golive import metrics
 from golive.analysis import Analysis, Gates, Histogram, ShadowCounts, StageVerdict, WindowMetrics
 from golive.analysis import judge_window as judge
 from golive.metrics import MetricSource, MetricSourceError
 from golive.plan import SLOT_NAMES, Plan, Stage
-from golive.steps import GateBreached, StepContext, StepResult
+from golive.steps.base import GateBreached, StepContext, StepResult
 from golive.steps.hold import TICK_S, elapsed_since_first_start
 from golive.traffic import create
 from golive.traffic.base import TrafficFlag, verify_weight
@@ -235,8 +236,6 @@ class _Watch:
         )
 
     def _pause_for_a_person(self, verdict: StageVerdict) -> None:
-        from golive import journal as j
-
         self.ctx.journal.append(
             j.NOTE,
             step=self.step.name,

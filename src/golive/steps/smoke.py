@@ -5,7 +5,7 @@ from __future__ import annotations
 from golive.errors import GoLiveError
 from golive.plan import Plan
 from golive.smoke import Dependency, SmokeReport, SmokeRequest, run_smoke
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 from golive.targets.base import Target
 

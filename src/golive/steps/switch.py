@@ -16,7 +16,7 @@ import httpx
 from golive import journal as j
 from golive.errors import TargetError
 from golive.plan import Plan, SlotName
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.steps.smoke import smoke_or_fail
 from golive.targets import procedures
 

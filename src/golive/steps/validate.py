@@ -17,8 +17,9 @@ from typing import Any
 
 from golive.errors import GoLiveError
 from golive.plan import Plan
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
+from golive.validation import ValidateRequest, gate, run_validation, write_outputs
 
 NO_PAIRS = "no shadow pairs recorded"
 
@@ -41,8 +42,6 @@ class Validate:
     title = "Validate legacy vs new on the shadow pairs recorded during the go-live"
 
     def run(self, ctx: StepContext) -> StepResult:
-        from golive.validation import ValidateRequest, gate, run_validation, write_outputs
-
         since = _since(ctx)
         request = ValidateRequest(
             database_url=ctx.target.database_url(),

@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from golive.manifests import find_kubectl
 from golive.traffic.base import (
     FLAG_KEY,
     InstanceFlags,
@@ -141,8 +142,6 @@ class ConfigMapFlag(PolledFlag):
 def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
     """The ``kubernetes-configmap`` provider for the plan's namespace, through the kubectl
     context the kubernetes target uses (``KUBECTL`` overrides the client binary)."""
-    from golive.manifests import find_kubectl
-
     kubectl = os.environ.get("KUBECTL") or find_kubectl() or "kubectl"
     return ConfigMapFlag(
         plan.target.namespace,

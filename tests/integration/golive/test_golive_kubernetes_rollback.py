@@ -20,7 +20,7 @@ import yaml
 from golive.errors import StepFailed
 from golive.plan import Plan, parse
 from golive.runner import Runner
-from golive.steps import StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.steps.deploy import DeployGreen, WaitGreenReady
 from golive.steps.switch import SwitchToGreen
 from golive.targets import create

@@ -25,7 +25,7 @@ from golive.rehearsal import environment
 from golive.rehearsal.rehearse import client_ids
 from golive.runner import Runner
 from golive.service import service_cli, service_token
-from golive.steps import QuietObserver
+from golive.steps.base import QuietObserver
 from golive.steps.shift import TRAFFIC_ROLLED_BACK, TrafficStage
 from golive.targets.local import LocalTarget
 from golive.traffic import create

@@ -21,7 +21,7 @@ from golive.errors import (
 from golive.journal import Control, RunLock
 from golive.plan import Plan, parse
 from golive.runner import Runner
-from golive.steps import Clock, StepContext, StepResult
+from golive.steps.base import Clock, StepContext, StepResult
 from golive.steps.deploy import DeployGreen, WaitGreenReady
 from golive.steps.preflight import Preflight
 from golive.steps.switch import SwitchToGreen

@@ -1,0 +1,151 @@
+"""The go-live steps: one module each, every one with ``run`` and an idempotent ``undo``.
+
+A step reads what it needs from the ``StepContext`` (the plan, the target, figures of the
+steps before it as the journal recorded them) and returns a ``StepResult`` whose figures go
+into the journal and the report. ``undo`` returns what it undid (``None``: nothing to undo)
+and may run any number of times — after a failure, after a crash, by ``golive rollback``.
+
+``golive.steps.build_steps(plan)`` is the order of a go-live; the runbook renders the same list.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from golive import journal as j
+from golive.errors import GoLiveError
+from golive.service import service_token
+
+if TYPE_CHECKING:
+    from golive.journal import Control, Journal, RunState
+    from golive.load import LiveCounts
+    from golive.plan import Plan
+    from golive.targets.base import Target
+
+
+class RollbackRequested(GoLiveError):
+    """An operator (``golive rollback``) or a gate asked for the rollback."""
+
+    exit_code = 9
+
+
+class GateBreached(RollbackRequested):
+    """A gate judged the live figures and failed them."""
+
+
+@dataclass
+class StepResult:
+    summary: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+class Clock:
+    """Time as the steps see it (a fake in unit tests)."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class Observer(Protocol):
+    """Where progress goes: Rich live display, plain lines, or nothing."""
+
+    def step_started(self, name: str, title: str, index: int, total: int) -> None: ...
+
+    def step_finished(self, name: str, result: StepResult, elapsed_s: float) -> None: ...
+
+    def step_skipped(self, name: str, reason: str) -> None: ...
+
+    def step_failed(self, name: str, error: str) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def dwell(self, name: str, remaining_s: float, figures: dict[str, Any]) -> None: ...
+
+
+class QuietObserver:
+    def step_started(self, name: str, title: str, index: int, total: int) -> None:
+        pass
+
+    def step_finished(self, name: str, result: StepResult, elapsed_s: float) -> None:
+        pass
+
+    def step_skipped(self, name: str, reason: str) -> None:
+        pass
+
+    def step_failed(self, name: str, error: str) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def dwell(self, name: str, remaining_s: float, figures: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class StepContext:
+    plan: Plan
+    target: Target
+    journal: Journal
+    control: Control
+    observer: Observer = field(default_factory=QuietObserver)
+    clock: Clock = field(default_factory=Clock)
+    load: LiveCounts | None = None  # the background load, when one runs (rehearsal)
+    token_source: Callable[[], str] | None = None
+    _token: str | None = None
+
+    @property
+    def state(self) -> RunState:
+        return self.journal.state()
+
+    def figures(self, step: str) -> dict[str, Any]:
+        return self.state.figures(step)
+
+    def token(self) -> str:
+        if self._token is None:
+            if self.token_source is not None:
+                self._token = self.token_source()
+            else:
+                self._token = service_token(
+                    self.target.service_env(), self.target.service_cli(), "golive"
+                )
+        return self._token
+
+    def checkpoint(self) -> bool:
+        """Honour pause and rollback requests; True when the run was paused meanwhile."""
+        request = self.control.read()
+        if request["rollback"]:
+            raise RollbackRequested("rollback requested by an operator (golive rollback)")
+        if not request["pause"]:
+            return False
+        self.journal.append(j.PAUSED, by="operator")
+        self.observer.message("paused by an operator: `golive resume` continues")
+        while request["pause"] and not request["rollback"]:
+            self.clock.sleep(0.5)
+            request = self.control.read()
+        self.journal.append(j.RESUMED)
+        if request["rollback"]:
+            raise RollbackRequested("rollback requested by an operator (golive rollback)")
+        self.observer.message("resumed")
+        return True
+
+
+class Step(Protocol):
+    name: str
+    title: str
+
+    def run(self, ctx: StepContext) -> StepResult: ...
+
+    def undo(self, ctx: StepContext) -> str | None: ...
+
+    def expected_s(self, plan: Plan) -> float: ...
+
+    def manual(self, plan: Plan) -> list[str]:
+        """The commands a human runs to do this step without golive."""
+        ...
