@@ -168,3 +168,188 @@ class Interrupted(GoLiveError):
     """SIGINT or SIGTERM arrived; the step in progress was undone and the run can resume."""
 
     exit_code = 130
+
+
+# --- the database steps and `golive db` -----------------------------------------------------
+
+
+class DatabaseError(GoLiveError):
+    """A database step of the go-live failed."""
+
+    exit_code = 6
+
+
+class ToolNotFoundError(DatabaseError):
+    """pg_dump or pg_restore is not installed where golive looks."""
+
+    default_hint = (
+        "install the PostgreSQL client programs (same major version as the server or newer), "
+        "put them on PATH or set PG_BIN_DIR"
+    )
+
+
+class InsufficientSpaceError(DatabaseError):
+    """The backup directory cannot hold the backup."""
+
+    default_hint = "free space in the backup directory or point --backup-dir at a larger volume"
+
+
+class BackupError(DatabaseError):
+    """pg_dump failed, or no backup is recorded where one is needed."""
+
+    default_hint = (
+        "nothing was changed; check the database URL, the role's rights and pg_dump's output"
+    )
+
+
+class BackupVerificationError(DatabaseError):
+    """The backup does not restore, or differs from the source."""
+
+    default_hint = (
+        "the backup is not usable: production was not touched; take a new backup and "
+        "check the backup volume"
+    )
+
+
+class CloneTestError(DatabaseError):
+    """The migration failed or broke integrity on the clone."""
+
+    default_hint = "production was not touched; fix the migration and rehearse it on a clone again"
+
+
+class MigrationError(DatabaseError):
+    """The migration failed on the target database."""
+
+    default_hint = (
+        "each migration commits on its own: the database stays at the last completed "
+        "migration, which is backward compatible; the previous release keeps serving"
+    )
+
+
+class VerificationError(DatabaseError):
+    """Revision, schema objects, integrity or the previous release's queries failed."""
+
+    def __init__(self, failures: Sequence[str], *, hint: str | None = None) -> None:
+        self.failures = list(failures)
+        super().__init__(
+            "database verification failed:\n  " + "\n  ".join(self.failures),
+            hint=hint
+            or "the expand migration is backward compatible: keep blue serving, investigate, "
+            "restore from the verified backup only if data is wrong (golive db restore)",
+        )
+
+
+class RestoreError(DatabaseError):
+    """The restore failed; the current database is untouched."""
+
+    default_hint = "the current database was left in place; the backup file is unchanged"
+
+
+class RestoreNotConfirmed(DatabaseError):
+    """The operator did not confirm the restore."""
+
+    exit_code = 2
+    default_hint = "nothing was changed; answer 'yes' or pass --yes to restore"
+
+
+# --- `golive validate` and the validate step -------------------------------------------------
+
+MAX_LISTED = 20
+
+
+def _listed(problems: Sequence[str]) -> str:
+    shown = list(problems[:MAX_LISTED])
+    if len(problems) > MAX_LISTED:
+        shown.append(f"… and {len(problems) - MAX_LISTED} more")
+    return "\n  ".join(shown)
+
+
+class ValidationConfigError(UsageError):
+    """The validation config (or the plan's ``validation`` section) is invalid."""
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "invalid validation config:\n  " + _listed(self.problems),
+            hint=hint or "fix the fields named above (docs/validation.md has the schema)",
+        )
+
+
+class ExportError(UsageError):
+    """The legacy export cannot be used; every problem names the row and the column."""
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"invalid export ({len(self.problems)} problem(s)):\n  " + _listed(self.problems),
+            hint=hint or "fix the rows named above (docs/validation.md has the export format)",
+        )
+
+
+class ReplayRefused(UsageError):
+    """The service refused the replay outright (bad token, wrong path): nothing to retry."""
+
+    default_hint = "check --service and the token named by --token-env (it needs a valid JWT)"
+
+
+class ValidationSourceError(GoLiveError):
+    """The database or the service could not be read."""
+
+    exit_code = 1
+
+
+class ValidationFailed(GoLiveError):
+    """The comparison found flagged segments or anomalies beyond tolerance."""
+
+    exit_code = 1
+    default_hint = (
+        "read validation.md: fix the engine or policy, or record intended differences in "
+        "expected_changes (with a reason and an expiry date) and run again"
+    )
+
+
+class ValidationGateFailed(GoLiveError):
+    """The validate step, with ``validation.gate: true``, judged the shadow pairs and failed."""
+
+    exit_code = 8
+    default_hint = (
+        "the discrepancy register in validation.md (beside the report) lists every class; "
+        "explain intended ones in the plan's validation.expected_changes"
+    )
+
+
+# --- raised inside steps ----------------------------------------------------------------------
+
+
+class RollbackRequested(GoLiveError):
+    """An operator (``golive rollback``) or a gate asked for the rollback."""
+
+    exit_code = 9
+
+
+class GateBreached(RollbackRequested):
+    """A gate judged the live figures and failed them."""
+
+
+class TrafficFlagError(TargetError):
+    """The flag store refused the change, or instances did not converge on it."""
+
+    default_hint = (
+        "traffic is as the instances report it (see above); set the weight again or roll back "
+        "with `golive rollback`"
+    )
+
+
+class MetricSourceError(GoLiveError):
+    """A metric source could not answer (unreachable, an error, a malformed answer)."""
+
+    default_hint = (
+        "the measurement counts as an ERROR; after consecutive_error_limit errors in a row the "
+        "stage fails and traffic returns to legacy. Check the source's address and health."
+    )
+
+
+class MonitoringUnavailableError(GoLiveError):
+    """Prometheus could not be reached, or answered with an error."""
+
+    default_hint = "check the Prometheus URL (--prometheus-url) and that Prometheus is running"

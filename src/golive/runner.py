@@ -32,6 +32,7 @@ from golive.errors import (
     GoLiveError,
     Interrupted,
     RollbackFailed,
+    RollbackRequested,
     RolledBack,
     StepFailed,
     TargetUnreachableError,
@@ -40,15 +41,7 @@ from golive.errors import (
 from golive.journal import Control, Journal, RunLock
 from golive.plan import Plan
 from golive.rehearsal.load import LiveCounts
-from golive.steps import (
-    Clock,
-    Observer,
-    QuietObserver,
-    RollbackRequested,
-    Step,
-    StepContext,
-    build_steps,
-)
+from golive.steps import Clock, Observer, QuietObserver, Step, StepContext, build_steps
 from golive.targets import Target
 
 

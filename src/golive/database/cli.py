@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from golive.database.backup import backup, load_backup, verify_backup
-from golive.database.errors import DatabaseError
 from golive.database.postgres import PgTools
 from golive.database.restore import restore
+from golive.errors import DatabaseError
 
 
 def _url(args: argparse.Namespace) -> str:

@@ -15,23 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from golive.errors import GoLiveError
+from golive.errors import RollbackRequested
 
 if TYPE_CHECKING:
     from golive.journal import Control, Journal, RunState
     from golive.plan import Plan
     from golive.rehearsal.load import LiveCounts
     from golive.targets import Target
-
-
-class RollbackRequested(GoLiveError):
-    """An operator (``golive rollback``) or a gate asked for the rollback."""
-
-    exit_code = 9
-
-
-class GateBreached(RollbackRequested):
-    """A gate judged the live figures and failed them."""
 
 
 @dataclass

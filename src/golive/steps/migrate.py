@@ -23,12 +23,11 @@ from __future__ import annotations
 from typing import Any
 
 from golive.database.clone import clone_test
-from golive.database.errors import MigrationError
 from golive.database.fingerprint import DatabaseFingerprint
 from golive.database.migrate import MigrationRun, migrate
 from golive.database.postgres import PgTools
 from golive.database.verify import baseline, verify
-from golive.errors import GoLiveError
+from golive.errors import GoLiveError, MigrationError
 from golive.plan import Plan
 from golive.steps import StepContext, StepResult
 from golive.steps.backup import journaled_backup

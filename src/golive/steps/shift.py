@@ -31,9 +31,10 @@ from typing import Any
 from golive import metrics
 from golive.analysis import Analysis, Gates, Histogram, ShadowCounts, StageVerdict, WindowMetrics
 from golive.analysis import judge_window as judge
-from golive.metrics import MetricSource, MetricSourceError
+from golive.errors import GateBreached, MetricSourceError
+from golive.metrics import MetricSource
 from golive.plan import SLOT_NAMES, Plan, Stage
-from golive.steps import GateBreached, StepContext, StepResult
+from golive.steps import StepContext, StepResult
 from golive.steps.hold import TICK_S, elapsed_since_first_start
 from golive.traffic import TrafficFlag, create, verify_weight
 

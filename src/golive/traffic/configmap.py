@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from golive.errors import TrafficFlagError
 from golive.traffic.flagd import (
     FLAG_KEY,
     check_percent,
@@ -29,7 +30,7 @@ from golive.traffic.flagd import (
     parse_document,
     with_weight,
 )
-from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+from golive.traffic.instances import InstanceFlags, InstancePoller
 
 if TYPE_CHECKING:
     from golive.plan import Plan

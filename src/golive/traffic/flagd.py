@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+from golive.errors import TrafficFlagError
+from golive.traffic.instances import InstanceFlags, InstancePoller
 
 if TYPE_CHECKING:
     from golive.plan import Plan
@@ -42,7 +43,6 @@ __all__ = [
     "FlagdFileFlag",
     "InstanceFlags",
     "InstancePoller",
-    "TrafficFlagError",
     "check_percent",
     "flag_definition",
     "flag_file",

@@ -15,16 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from golive.errors import TargetError
-
-
-class TrafficFlagError(TargetError):
-    """The flag store refused the change, or instances did not converge on it."""
-
-    default_hint = (
-        "traffic is as the instances report it (see above); set the weight again or roll back "
-        "with `golive rollback`"
-    )
+from golive.errors import TrafficFlagError
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from golive.errors import TrafficFlagError
 from golive.traffic.flagd import FLAG_KEY, check_percent
-from golive.traffic.instances import InstanceFlags, InstancePoller, TrafficFlagError
+from golive.traffic.instances import InstanceFlags, InstancePoller
 
 if TYPE_CHECKING:
     from golive.plan import Plan

@@ -23,9 +23,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from golive.errors import UsageError
+from golive.errors import UsageError, ValidationFailed
 from golive.validation.config import ValidationConfig, load_config
-from golive.validation.errors import ValidationFailed
 from golive.validation.records import Pair, Stored
 from golive.validation.register import Masker
 from golive.validation.render import render_markdown, to_json

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from golive.errors import TrafficFlagError
 from golive.manifests import find_kubectl
 from golive.traffic.configmap import CONFIGMAP, ConfigMapFlag, kubectl_runner
 from golive.traffic.flagd import flag_set_version, weight_of
-from golive.traffic.instances import TrafficFlagError
 from tests.integration.golive.kube_cluster import CONFIGMAPS, NAMESPACE, Cluster
 
 pytest.importorskip("kmock")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from golive.traffic.flagd import FLAG_KEY, FlagdFileFlag, TrafficFlagError, weight_of
+from golive.errors import TrafficFlagError
+from golive.traffic.flagd import FLAG_KEY, FlagdFileFlag, weight_of
 from golive.traffic.launchdarkly import LaunchDarklyFlag
 from tests.integration.traffic.conftest import Recorded, json_answer
 

@@ -11,10 +11,9 @@ import pytest
 
 from golive.database.backup import check_free_space
 from golive.database.cli import add_db_commands, cmd_restore
-from golive.database.errors import DatabaseError, InsufficientSpaceError, RestoreNotConfirmed
 from golive.database.fingerprint import DatabaseFingerprint, TableFingerprint, differences
 from golive.database.postgres import describe, libpq_url, with_database
-from golive.errors import GoLiveError
+from golive.errors import DatabaseError, GoLiveError, InsufficientSpaceError, RestoreNotConfirmed
 
 
 def fake_statvfs(free_bytes: int):

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from golive.errors import TrafficFlagError
 from golive.traffic.configmap import ConfigMapFlag, kubectl_runner
-from golive.traffic.flagd import FLAG_KEY, TrafficFlagError, weight_of
+from golive.traffic.flagd import FLAG_KEY, weight_of
 
 
 class FakeKubectl:

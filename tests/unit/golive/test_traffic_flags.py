@@ -12,13 +12,8 @@ import httpx
 import pytest
 
 from golive import traffic
-from golive.traffic.flagd import (
-    FLAG_KEY,
-    FlagdFileFlag,
-    TrafficFlagError,
-    flag_definition,
-    weight_of,
-)
+from golive.errors import TrafficFlagError
+from golive.traffic.flagd import FLAG_KEY, FlagdFileFlag, flag_definition, weight_of
 from golive.traffic.launchdarkly import LaunchDarklyFlag, api_key_from
 
 

@@ -19,10 +19,9 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from golive.errors import GoLiveError
+from golive.errors import GoLiveError, ReplayRefused
 from golive.validation import add_validate_command
 from golive.validation.config import Replay
-from golive.validation.errors import ReplayRefused
 from golive.validation.export import REQUIRED
 from golive.validation.records import SCALE_LEGACY, Application, Side, Stored
 from golive.validation.replay import backoff_delay, replay
