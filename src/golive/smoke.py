@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from golive.errors import GoLiveError, UsageError
+from golive.errors import SmokeFailed, TargetError, UsageError
 
 COUNTER = "credit_assessments_total"
 _SAMPLE = re.compile(rf"^{COUNTER}(?:\{{[^}}]*\}})?\s+([0-9.eE+-]+)\s*$", re.M)
@@ -235,7 +235,7 @@ def service_token(
     )
     token = result.stdout.strip()
     if result.returncode != 0 or not token:
-        raise GoLiveError(
+        raise TargetError(
             f"could not mint a token with `{cli} token`: {result.stderr.strip()[-500:]}",
             hint="check JWT_SECRET (or JWT_SECRET_FILE) for the service",
         )
@@ -253,14 +253,14 @@ def token_from_env(name: str) -> str:
 
 
 def main(url: str, token_env: str, dependencies: list[Dependency]) -> None:
-    """``golive smoke URL``: print every check; fail (exit 1) when one failed."""
+    """``golive smoke URL``: print every check; fail (SmokeFailed, exit 15) when one failed."""
     report = run_smoke(
         url, token_from_env(token_env), SmokeRequest(dependencies=tuple(dependencies))
     )
     for check in report.checks:
         print(check)
     if not report.passed:
-        raise GoLiveError(
+        raise SmokeFailed(
             f"smoke tests failed against {url}: " + ", ".join(c.name for c in report.failures()),
             hint="fix the slot before any traffic reaches it",
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from golive.errors import GoLiveError, UsageError
+from golive.errors import TargetError, UsageError
 from golive.journal import RunLock
 from golive.plan import Plan
 from golive.rehearsal import emulators
@@ -38,7 +38,7 @@ def prepare_schema(target: LocalTarget, revision: str) -> str:
         timeout=600,
     )
     if result.returncode != 0:
-        raise GoLiveError(f"preparing schema {revision} failed: {result.stderr.strip()[-800:]}")
+        raise TargetError(f"preparing schema {revision} failed: {result.stderr.strip()[-800:]}")
     return f"previous release's schema: {result.stdout.strip()}"
 
 
@@ -62,7 +62,7 @@ def seed(target: LocalTarget, clients: int, migrate: bool = True) -> str:
         timeout=600,
     )
     if result.returncode != 0:
-        raise GoLiveError(f"seeding failed: {result.stderr.strip()[-800:]}")
+        raise TargetError(f"seeding failed: {result.stderr.strip()[-800:]}")
     return result.stdout.strip()
 
 

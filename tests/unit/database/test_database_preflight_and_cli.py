@@ -30,7 +30,7 @@ def test_preflight_refuses_a_directory_too_small(tmp_path: Path):
         check_free_space(tmp_path, database_bytes=100 * 2**20, statvfs=fake_statvfs(64 * 2**20))
     error = caught.value
     assert "64.0 MiB free" in error.message and "150.0 MiB" in error.message
-    assert isinstance(error, GoLiveError) and error.exit_code == 6 and error.hint
+    assert isinstance(error, GoLiveError) and error.exit_code == 11 and error.hint
 
 
 def test_preflight_accepts_enough_space(tmp_path: Path):
