@@ -80,7 +80,7 @@ def test_db_commands_parse():
     args = parser().parse_args(
         ["db", "restore", "b.dump", "--yes", "--database-url", "postgresql://x/y"]
     )
-    assert args.func is cmd_restore and args.yes and args.backup == "b.dump"
+    assert args.handler is cmd_restore and args.yes and args.backup == "b.dump"
     args = parser().parse_args(["db", "backup", "--dir", "/backups", "--no-verify"])
     assert args.dir == "/backups" and args.verify is False
     args = parser().parse_args(["db", "verify", "b.dump"])
