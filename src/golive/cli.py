@@ -1,19 +1,22 @@
 """The golive command line: parse, delegate, exit code.
 
 Each command is a function ``(args) -> None`` registered with its own parser by
-``_add_<command>``; a GoLiveError becomes ``error:``/``hint:`` lines on stderr and its exit
-code. Adding a command is a parser function and one line in ``COMMANDS``.
+``_add_<command>``. Its outcome becomes the exit code in one place, ``report_failure``: a
+GoLiveError prints ``error:``/``hint:`` lines on stderr and exits with its code (the table is in
+golive/errors.py and docs/golive.md), Ctrl+C exits 130, success 0; anything else is a defect and
+Python's traceback exits 1. Adding a command is a parser function and one line in ``COMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from golive.errors import GoLiveError
+from golive.errors import GoLiveError, Interrupted
 
 if TYPE_CHECKING:
     from golive.smoke import Dependency
@@ -267,17 +270,10 @@ def _dependency(text: str) -> Dependency:
     return Dependency(name.strip(), url, {k: v for k, _, v in pairs})
 
 
-def _db_handler(args: argparse.Namespace) -> None:
-    code = args.func(args)
-    if code:
-        raise SystemExit(code)
-
-
 def _add_db(commands: Subcommands) -> None:
     from golive.database.cli import add_db_commands  # lazily: psycopg only for `golive db`
 
     add_db_commands(commands)
-    commands.choices["db"].set_defaults(handler=_db_handler)  # each sets func -> exit code
 
 
 def _add_validate(commands: Subcommands) -> None:
@@ -310,20 +306,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SUCCESS = 0
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+
+
+def _masked(text: str) -> str:
+    """The last guard against a credential in a URL (``scheme://user:password@``) on stderr."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+def report_failure(exc: GoLiveError | KeyboardInterrupt) -> int:
+    """The one place an outcome becomes an exit code: print ``error:``/``hint:``, return it."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return Interrupted.exit_code
+    print(f"error: {_masked(exc.message)}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {_masked(exc.hint)}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a bad option exits 2 (argparse): UsageError's code
     handler: Handler = args.handler
     try:
         handler(args)
-    except GoLiveError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    except (GoLiveError, KeyboardInterrupt) as exc:
+        return report_failure(exc)
+    return SUCCESS
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from golive import journal as j
-from golive.errors import GoLiveBusyError, GoLiveError, RollbackFailed
+from golive.errors import ControlRequestError, GoLiveBusyError, GoLiveError, RollbackFailed
 from golive.journal import Control, Journal, RunLock
 from golive.plan import SLOT_NAMES, Plan
 from golive.runner import Runner
@@ -114,6 +115,16 @@ def switch(path: Path, slot: str) -> str:
     )
 
 
+def _request(control: Control, **changes: bool) -> dict[str, Any]:
+    """Write an operator's request to the control file; what it reads back afterwards."""
+    try:
+        return control.write(**changes)
+    except OSError as exc:
+        raise ControlRequestError(
+            f"could not record the request in {control.path}: {exc.strerror or exc}"
+        ) from exc
+
+
 def rollback(path: Path, wait_s: float) -> str:
     from golive import targets
 
@@ -122,8 +133,8 @@ def rollback(path: Path, wait_s: float) -> str:
     target = targets.create(plan)
     if RunLock(state_dir).held_elsewhere():
         control = Control(state_dir)
-        if not control.write(rollback=True)["rollback"]:
-            raise GoLiveError(f"could not record the rollback request in {control.path}")
+        if not _request(control, rollback=True)["rollback"]:
+            raise ControlRequestError(f"could not record the rollback request in {control.path}")
         deadline = time.monotonic() + wait_s
         while RunLock(state_dir).held_elsewhere():
             if time.monotonic() > deadline:
@@ -154,8 +165,8 @@ def pause(path: Path, paused: bool) -> str:
     plan = load(path)
     state_dir = plan.state_dir.resolve()
     control = Control(state_dir)
-    if control.write(pause=paused)["pause"] != paused:
-        raise GoLiveError(f"the request did not stick in {control.path}")
+    if _request(control, pause=paused)["pause"] != paused:
+        raise ControlRequestError(f"the request did not stick in {control.path}")
     verb = "pause" if paused else "resume"
     if not RunLock(state_dir).held_elsewhere():
         return f"{verb} recorded; no go-live is running (a --resume will honour it)"

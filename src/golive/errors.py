@@ -1,29 +1,76 @@
-"""The one error tree of golive.
+"""The one error tree of golive, and the exit code of every outcome.
 
-Every failure golive reports is a ``GoLiveError``: it carries the process exit code and a
-hint that tells the operator what state things are in and what to do next. Causes are
-chained (``raise ... from exc``); messages and hints never contain a secret value.
+Every failure golive reports is a ``GoLiveError``: it carries the process exit code and a hint
+that tells the operator what state things are in and what to do next. Causes are chained
+(``raise ... from exc``); messages and hints never contain a secret value. The CLI maps an
+exception to its exit code in one place (``golive.cli.report_failure``): it prints
+``error: <message>`` and ``hint: <hint>`` and exits with ``exit_code``. Each code stands for one
+kind of outcome, so a script can tell them apart; docs/golive.md has the same table for
+operators.
 
-    GoLiveError                 exit 1   anything golive reports as a failure
-    ├── UsageError              exit 2   a bad option or missing setting (VAULT_ADDR, a path)
-    │   └── PlanError                    the plan file is invalid (file:line: field.path: why)
-    ├── ManifestError           exit 3   rendered manifests cannot be read or are inconsistent
-    │   └── SecretWiringError            workloads mount Secret keys no ExternalSecret writes
-    └── VaultError              exit 4   Vault could not answer the question
-        ├── VaultUnreachableError        connection refused, DNS, TLS or timeout
-        ├── VaultAuthError               the token is missing, expired or not allowed
-        └── MissingSecretsError  exit 5  required keys are absent (or deleted) in Vault
-    ├── TargetError             exit 6   the target (slots, router, database) refused
-    │   └── TargetUnreachableError       preflight: nothing was changed
-    ├── GoLiveBusyError         exit 7   another go-live holds the lock, or one is unfinished
-    ├── StepFailed              exit 8   a step failed; the rollback procedure ran
-    │   └── RolledBack          exit 9   a gate breach or an operator asked for the rollback
-    ├── RollbackFailed          exit 10  an undo itself failed: the operator must act (see hint)
-    └── Interrupted             exit 130 SIGINT/SIGTERM: the step was undone, the run is resumable
+    code  class                         outcome
+       0                                done
+       1                                golive failed unexpectedly (a Python traceback): a defect
+          GoLiveError                   the root of the tree; never raised itself
+    2     ├── UsageError                a bad option, a missing setting or an invalid input;
+          │   │                         nothing was done
+          │   ├── PlanError             the plan file is invalid (file:line: field.path: why)
+          │   ├── ValidationConfigError the validation config is invalid (file: field: why)
+          │   ├── ExportError           the legacy export is malformed (file:row: column: why)
+          │   ├── ReplayRefused         the service refused the replay's token or path
+          │   └── RestoreNotConfirmed   the operator did not confirm `golive db restore`
+    3     ├── ManifestError             rendered manifests cannot be read or are inconsistent
+          │   └── SecretWiringError     workloads mount Secret keys no ExternalSecret writes
+    4     ├── VaultError                Vault could not answer the question
+          │   ├── VaultUnreachableError connection refused, DNS, TLS, timeout, sealed
+          │   ├── VaultAuthError        the token is missing, expired or not allowed
+    5     │   └── MissingSecretsError   required keys are absent (or deleted) in Vault
+    6     ├── TargetError               the target (router, slots, flag store, the local
+          │   │                         environment) refused or could not be reached
+          │   ├── TargetUnreachableError  the preflight of `golive run` failed: nothing changed
+          │   └── TrafficFlagError      the flag store refused the weight, or instances disagree
+    7     ├── GoLiveBusyError           another go-live holds the lock, or one is unfinished
+    8     ├── StepFailed                a step failed (a cause not below); the run rolled back
+    9     │   ├── RolledBack            an operator's `golive rollback` rolled the run back
+    12    │   ├── DatabaseStepFailed    a database step failed; the run rolled back
+    13    │   ├── GateRolledBack        a gate failed the measured figures; the run rolled back
+    14    │   └── ValidationRolledBack  the validation gate failed; the run rolled back
+    10    ├── RollbackFailed            an undo failed during the rollback: act by hand (hint)
+    11    ├── DatabaseError             a `golive db` command failed
+          │   ├── ToolNotFoundError     pg_dump / pg_restore not found
+          │   ├── InsufficientSpaceError  the backup directory cannot hold the backup
+          │   ├── BackupError           pg_dump failed, or no backup is recorded
+          │   ├── BackupVerificationError  the backup does not restore, or differs from the source
+          │   ├── CloneTestError        the migration failed or broke integrity on the clone
+          │   ├── MigrationError        the migration failed on the target database
+          │   ├── VerificationError     revision, schema objects, integrity or N-1 check failed
+          │   └── RestoreError          the restore failed (the current database is untouched)
+    15    ├── SmokeFailed               a smoke test failed (`golive smoke`)
+    16    ├── ValidationFailed          `golive validate` flagged differences, or too many
+          │                             applications were left unanswered
+    17    ├── ValidationSourceError     `golive validate` could not read the database or service
+    18    ├── DowntimeObserved          `golive rehearse`: the go-live succeeded, but background
+          │                             requests failed or a window's p99 was over the limit
+    19    ├── ControlRequestError       a pause, resume or rollback request could not be recorded
+    130   ├── Interrupted               SIGINT/SIGTERM; a run undid its step and is resumable
+          │
+          │   raised inside a step only; the runner reports the outcome named:
+    9     ├── RollbackRequested         an operator asked, seen at a checkpoint -> RolledBack
+    13    ├── GateBreached              the hold, a traffic stage or green's performance SLO
+          │                             failed the figures -> GateRolledBack
+    14    ├── ValidationGateFailed      the validate step with validation.gate: true
+          │                             -> ValidationRolledBack
+    8     ├── MetricSourceError         a metric source could not answer -> StepFailed
+    8     └── MonitoringUnavailableError  Prometheus unreachable, or monitoring not live
+                                        -> StepFailed
 
+Inside a run, a step that fails is undone with every completed step, and the runner raises the
+``StepFailed`` its cause selects (``run_outcome``): ``RollbackRequested``, ``GateBreached`` and
+``ValidationGateFailed`` their outcome above, a ``DatabaseError`` ``DatabaseStepFailed``, anything
+else (a ``TargetError``, a ``SmokeFailed``, a bug in a step) ``StepFailed`` itself. Three outcomes
+take precedence over the cause: an undo that fails is ``RollbackFailed``, a signal is
+``Interrupted``, and a preflight that changed nothing is its own ``TargetUnreachableError``.
 ``StepFailed`` names the step and lists what was undone, in order.
-
-The CLI prints ``error: <message>`` and ``hint: <hint>`` and exits with ``exit_code``.
 """
 
 from __future__ import annotations
@@ -46,10 +93,70 @@ class GoLiveError(Exception):
         return self.message
 
 
+# --- usage: nothing was done --------------------------------------------------------------------
+
+MAX_LISTED = 20
+
+
+def _listed(problems: Sequence[str]) -> str:
+    shown = list(problems[:MAX_LISTED])
+    if len(problems) > MAX_LISTED:
+        shown.append(f"… and {len(problems) - MAX_LISTED} more")
+    return "\n  ".join(shown)
+
+
 class UsageError(GoLiveError):
-    """A bad option or a missing setting."""
+    """A bad option, a missing setting or an invalid input: nothing was done."""
 
     exit_code = 2
+
+
+class PlanError(UsageError):
+    """The plan file is invalid; every problem names the file, the line and the field path."""
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "invalid plan:\n  " + "\n  ".join(self.problems),
+            hint=hint or "fix the fields named above (docs/golive.md has the plan reference)",
+        )
+
+
+class ValidationConfigError(UsageError):
+    """The validation config (or the plan's ``validation`` section) is invalid."""
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "invalid validation config:\n  " + _listed(self.problems),
+            hint=hint or "fix the fields named above (docs/validation.md has the schema)",
+        )
+
+
+class ExportError(UsageError):
+    """The legacy export cannot be used; every problem names the row and the column."""
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"invalid export ({len(self.problems)} problem(s)):\n  " + _listed(self.problems),
+            hint=hint or "fix the rows named above (docs/validation.md has the export format)",
+        )
+
+
+class ReplayRefused(UsageError):
+    """The service refused the replay outright (bad token, wrong path): nothing to retry."""
+
+    default_hint = "check --service and the token named by --token-env (it needs a valid JWT)"
+
+
+class RestoreNotConfirmed(UsageError):
+    """The operator did not confirm the restore."""
+
+    default_hint = "nothing was changed; answer 'yes' or pass --yes to restore"
+
+
+# --- manifests and Vault (`golive secrets check`) -----------------------------------------------
 
 
 class ManifestError(GoLiveError):
@@ -107,15 +214,7 @@ class MissingSecretsError(VaultError):
         )
 
 
-class PlanError(UsageError):
-    """The plan file is invalid; every problem names the file, the line and the field path."""
-
-    def __init__(self, problems: Sequence[str], *, hint: str | None = None) -> None:
-        self.problems = list(problems)
-        super().__init__(
-            "invalid plan:\n  " + "\n  ".join(self.problems),
-            hint=hint or "fix the fields named above (docs/golive.md has the plan reference)",
-        )
+# --- the target ---------------------------------------------------------------------------------
 
 
 class TargetError(GoLiveError):
@@ -130,10 +229,22 @@ class TargetUnreachableError(TargetError):
     default_hint = "nothing was changed; start the environment (`golive up PLAN`) and run again"
 
 
+class TrafficFlagError(TargetError):
+    """The flag store refused the change, or instances did not converge on it."""
+
+    default_hint = (
+        "traffic is as the instances report it (see above); set the weight again or roll back "
+        "with `golive rollback`"
+    )
+
+
 class GoLiveBusyError(GoLiveError):
     """Another go-live holds the lock, or an unfinished one must be resumed or rolled back."""
 
     exit_code = 7
+
+
+# --- the outcomes of a run that failed ----------------------------------------------------------
 
 
 class StepFailed(GoLiveError):
@@ -153,9 +264,27 @@ class StepFailed(GoLiveError):
 
 
 class RolledBack(StepFailed):
-    """A gate breach, or an operator's `golive rollback`, rolled the go-live back."""
+    """An operator's `golive rollback` rolled the running go-live back."""
 
     exit_code = 9
+
+
+class DatabaseStepFailed(StepFailed):
+    """A database step (backup, verification, clone test, migration) failed; rolled back."""
+
+    exit_code = 12
+
+
+class GateRolledBack(StepFailed):
+    """A gate failed the measured figures and the go-live was rolled back."""
+
+    exit_code = 13
+
+
+class ValidationRolledBack(StepFailed):
+    """The validation gate failed and the go-live was rolled back."""
+
+    exit_code = 14
 
 
 class RollbackFailed(GoLiveError):
@@ -168,3 +297,177 @@ class Interrupted(GoLiveError):
     """SIGINT or SIGTERM arrived; the step in progress was undone and the run can resume."""
 
     exit_code = 130
+
+
+# --- `golive db` ------------------------------------------------------------------------------
+
+
+class DatabaseError(GoLiveError):
+    """A database operation failed (in a run: ``DatabaseStepFailed``)."""
+
+    exit_code = 11
+
+
+class ToolNotFoundError(DatabaseError):
+    """pg_dump or pg_restore is not installed where golive looks."""
+
+    default_hint = (
+        "install the PostgreSQL client programs (same major version as the server or newer), "
+        "put them on PATH or set PG_BIN_DIR"
+    )
+
+
+class InsufficientSpaceError(DatabaseError):
+    """The backup directory cannot hold the backup."""
+
+    default_hint = "free space in the backup directory or point --backup-dir at a larger volume"
+
+
+class BackupError(DatabaseError):
+    """pg_dump failed, or no backup is recorded where one is needed."""
+
+    default_hint = (
+        "nothing was changed; check the database URL, the role's rights and pg_dump's output"
+    )
+
+
+class BackupVerificationError(DatabaseError):
+    """The backup does not restore, or differs from the source."""
+
+    default_hint = (
+        "the backup is not usable: production was not touched; take a new backup and "
+        "check the backup volume"
+    )
+
+
+class CloneTestError(DatabaseError):
+    """The migration failed or broke integrity on the clone, or no clone test is recorded."""
+
+    default_hint = "production was not touched; fix the migration and rehearse it on a clone again"
+
+
+class MigrationError(DatabaseError):
+    """The migration failed on the target database."""
+
+    default_hint = (
+        "each migration commits on its own: the database stays at the last completed "
+        "migration, which is backward compatible; the previous release keeps serving"
+    )
+
+
+class VerificationError(DatabaseError):
+    """Revision, schema objects, integrity or the previous release's queries failed."""
+
+    def __init__(self, failures: Sequence[str], *, hint: str | None = None) -> None:
+        self.failures = list(failures)
+        super().__init__(
+            "database verification failed:\n  " + "\n  ".join(self.failures),
+            hint=hint
+            or "the expand migration is backward compatible: keep blue serving, investigate, "
+            "restore from the verified backup only if data is wrong (golive db restore)",
+        )
+
+
+class RestoreError(DatabaseError):
+    """The restore failed; the current database is untouched."""
+
+    default_hint = "the current database was left in place; the backup file is unchanged"
+
+
+# --- checks outside a run -----------------------------------------------------------------------
+
+
+class SmokeFailed(GoLiveError):
+    """A smoke test failed against a URL (in a run: ``StepFailed``)."""
+
+    exit_code = 15
+
+
+class ValidationFailed(GoLiveError):
+    """The comparison found flagged segments or anomalies beyond tolerance."""
+
+    exit_code = 16
+    default_hint = (
+        "read validation.md: fix the engine or policy, or record intended differences in "
+        "expected_changes (with a reason and an expiry date) and run again"
+    )
+
+
+class ValidationSourceError(GoLiveError):
+    """The database or the service could not be read (in a run: ``StepFailed``)."""
+
+    exit_code = 17
+
+
+class DowntimeObserved(GoLiveError):
+    """The rehearsed go-live succeeded, but the background load saw downtime."""
+
+    exit_code = 18
+
+
+class ControlRequestError(GoLiveError):
+    """A pause, resume or rollback request could not be recorded in the control file."""
+
+    exit_code = 19
+    default_hint = (
+        "nothing was asked of a running go-live; check that <state_dir>/control.json is a "
+        "writable file"
+    )
+
+
+# --- raised inside a step only: the runner reports them as a StepFailed ---------------------
+
+
+class RollbackRequested(GoLiveError):
+    """An operator asked for the rollback (``golive rollback``); seen at a checkpoint."""
+
+    exit_code = RolledBack.exit_code
+
+
+class GateBreached(GoLiveError):
+    """A gate judged the measured figures and failed them."""
+
+    exit_code = GateRolledBack.exit_code
+
+
+class ValidationGateFailed(GoLiveError):
+    """The validate step, with ``validation.gate: true``, judged the shadow pairs and failed."""
+
+    exit_code = ValidationRolledBack.exit_code
+    default_hint = (
+        "the discrepancy register in validation.md (beside the report) lists every class; "
+        "explain intended ones in the plan's validation.expected_changes"
+    )
+
+
+class MetricSourceError(GoLiveError):
+    """A metric source could not answer (unreachable, an error, a malformed answer)."""
+
+    exit_code = StepFailed.exit_code
+    default_hint = (
+        "the measurement counts as an ERROR; after consecutive_error_limit errors in a row the "
+        "stage fails and traffic returns to legacy. Check the source's address and health."
+    )
+
+
+class MonitoringUnavailableError(GoLiveError):
+    """Prometheus could not be reached or answered an error, or monitoring is not live."""
+
+    exit_code = StepFailed.exit_code
+    default_hint = "check the Prometheus URL (--prometheus-url) and that Prometheus is running"
+
+
+RUN_OUTCOMES: tuple[tuple[type[GoLiveError], type[StepFailed]], ...] = (
+    (RollbackRequested, RolledBack),
+    (GateBreached, GateRolledBack),
+    (ValidationGateFailed, ValidationRolledBack),
+    (DatabaseError, DatabaseStepFailed),
+)
+
+
+def run_outcome(cause: BaseException) -> type[StepFailed]:
+    """The ``StepFailed`` the runner raises for a step that failed with ``cause``."""
+    for kind, outcome in RUN_OUTCOMES:
+        if isinstance(cause, kind):
+            return outcome
+    return StepFailed

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from golive.errors import GoLiveError
+from golive.errors import MonitoringUnavailableError
 
 SERVICE_JOB = "credit-assessment"
 SLOTS = ("blue", "green")
@@ -40,12 +40,6 @@ REQUIRED_ALERTS = (
 )
 
 Json = Mapping[str, Any]
-
-
-class MonitoringUnavailableError(GoLiveError):
-    """Prometheus could not be reached, or answered with an error."""
-
-    default_hint = "check the Prometheus URL (--prometheus-url) and that Prometheus is running"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ switch). One go-live at a time (``RunLock``).
 
 On failure the rollback procedure runs by itself: the failing step's ``undo``, then the
 completed steps' in reverse order (router back to blue, flag back, green stopped); every undo
-is journaled, and the error names the failed step and lists what was undone. On SIGINT or
+is journaled, and the error names the failed step and lists what was undone; its class, and so
+the exit code, says what caused it (``golive.errors.run_outcome``). On SIGINT or
 SIGTERM the step in progress is undone and the run left resumable; signals are masked while
 undoing, so the router is never left half-switched. The report is written at the end of every
 run, whatever the outcome.
@@ -32,17 +33,16 @@ from golive.errors import (
     GoLiveError,
     Interrupted,
     RollbackFailed,
-    RolledBack,
-    StepFailed,
     TargetUnreachableError,
     UsageError,
+    run_outcome,
 )
 from golive.journal import Control, Journal, RunLock
 from golive.load import LiveCounts
 from golive.plan import Plan
 from golive.report.golive_report import write_report
 from golive.steps import build_steps
-from golive.steps.base import Clock, Observer, QuietObserver, RollbackRequested, Step, StepContext
+from golive.steps.base import Clock, Observer, QuietObserver, Step, StepContext
 from golive.targets.base import Target
 
 
@@ -114,7 +114,8 @@ class Runner:
     # --- entry points -------------------------------------------------------------------------
 
     def run(self, *, resume: bool = False, report: bool = True) -> Journal:
-        """Run (or resume) the go-live; raises StepFailed/RolledBack/Interrupted on failure."""
+        """Run (or resume) the go-live; raises a StepFailed (chosen by the cause), RollbackFailed
+        or Interrupted on failure."""
         with RunLock(self.state_dir), self.guard.installed():
             journal = self._open(resume)
             self.journal = journal
@@ -221,10 +222,8 @@ class Runner:
                 result = step.run(ctx)
             except (Interrupted, KeyboardInterrupt) as exc:
                 self._interrupted(ctx, step if started else None, exc)
-            except RollbackRequested as exc:
-                self._fail(ctx, step, exc, RolledBack)
             except Exception as exc:  # noqa: BLE001 - any failure of a step triggers the rollback
-                self._fail(ctx, step, exc, StepFailed)
+                self._fail(ctx, step, exc)
             elapsed = time.monotonic() - began
             journal.append(
                 j.STEP_FINISHED,
@@ -257,7 +256,7 @@ class Runner:
             "continue with `golive run PLAN --resume`, or undo with `golive rollback`",
         ) from (exc if isinstance(exc, Exception) else None)
 
-    def _fail(self, ctx: StepContext, step: Step, exc: Exception, kind: type[StepFailed]) -> None:
+    def _fail(self, ctx: StepContext, step: Step, exc: Exception) -> None:
         reason = exc.message if isinstance(exc, GoLiveError) else f"{type(exc).__name__}: {exc}"
         self.observer.step_failed(step.name, reason)
         ctx.journal.append(j.STEP_FAILED, step=step.name, outcome="failed", error=reason)
@@ -265,7 +264,8 @@ class Runner:
             undone = self._rollback(ctx, step, reason)
         if isinstance(exc, TargetUnreachableError) and not undone:
             raise exc  # its own exit code and message: nothing was changed
-        raise kind(step.name, reason, undone, hint=self._hint(ctx)) from exc
+        outcome = run_outcome(exc)  # its exit code tells the cause: docs/golive.md#exit-codes
+        raise outcome(step.name, reason, undone, hint=self._hint(ctx)) from exc
 
     def _rollback(self, ctx: StepContext, failing: Step | None, reason: str) -> list[str]:
         state = ctx.journal.state()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from golive.errors import GoLiveError, TargetError
+from golive.errors import TargetError
 
 
 def service_cli() -> str:
@@ -44,7 +44,7 @@ def service_token(
     )
     token = result.stdout.strip()
     if result.returncode != 0 or not token:
-        raise GoLiveError(
+        raise TargetError(
             f"could not mint a token with `{cli} token`: {result.stderr.strip()[-500:]}",
             hint="check JWT_SECRET (or JWT_SECRET_FILE) for the service",
         )

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from golive.errors import GoLiveError, UsageError
+from golive.errors import SmokeFailed, UsageError
 
 COUNTER = "credit_assessments_total"
 _SAMPLE = re.compile(rf"^{COUNTER}(?:\{{[^}}]*\}})?\s+([0-9.eE+-]+)\s*$", re.M)
@@ -231,14 +231,14 @@ def token_from_env(name: str) -> str:
 
 
 def main(url: str, token_env: str, dependencies: list[Dependency]) -> None:
-    """``golive smoke URL``: print every check; fail (exit 1) when one failed."""
+    """``golive smoke URL``: print every check; fail (SmokeFailed, exit 15) when one failed."""
     report = run_smoke(
         url, token_from_env(token_env), SmokeRequest(dependencies=tuple(dependencies))
     )
     for check in report.checks:
         print(check)
     if not report.passed:
-        raise GoLiveError(
+        raise SmokeFailed(
             f"smoke tests failed against {url}: " + ", ".join(c.name for c in report.failures()),
             hint="fix the slot before any traffic reaches it",
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from golive.errors import GateRolledBack
 from golive.traffic import create
 from tests.integration.golive.plans import needs_haproxy
 from tests.integration.golive.traffic_rig import IdLoad, Rig, StageRun, start_rig
@@ -44,7 +45,7 @@ def run_with_fault(
 
 
 def assert_rolled_back(run: StageRun, rig: Rig, gate: str) -> float:
-    assert run.error is not None and run.error.exit_code == 9, run.error
+    assert run.error is not None and run.error.exit_code == GateRolledBack.exit_code, run.error
     rolled = run.rolled_back()
     assert rolled is not None and rolled["verified"], run.events[-5:]
     assert rolled["step"] == "traffic-50" and rolled["to"] == 0

@@ -6,5 +6,6 @@ The order the go-live runs them in, each a step the runner journals::
 
 Contract migrations are not part of it: they run on their own after blue is retired.
 golive never imports the service: SQL over psycopg, pg_dump/pg_restore and the service's own
-migration command as subprocesses. Errors are in ``golive.database.errors``.
+migration command as subprocesses. Its errors are the ``DatabaseError`` branch of
+``golive.errors``.
 """

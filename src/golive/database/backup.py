@@ -26,12 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from golive.database.errors import (
-    BackupError,
-    BackupVerificationError,
-    DatabaseError,
-    InsufficientSpaceError,
-)
 from golive.database.fingerprint import DatabaseFingerprint, differences, fingerprint
 from golive.database.postgres import (
     PgTools,
@@ -40,6 +34,12 @@ from golive.database.postgres import (
     database_size,
     describe,
     scratch_database,
+)
+from golive.errors import (
+    BackupError,
+    BackupVerificationError,
+    DatabaseError,
+    InsufficientSpaceError,
 )
 
 SPACE_MARGIN = 1.5  # the custom format is compressed; uncompressed size x 1.5 is a safe bound

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from golive.database.backup import BackupResult, check_integrity_of_file, restore_into
-from golive.database.errors import CloneTestError, DatabaseError
 from golive.database.migrate import EXPAND_COMMAND, MigrationRun, migrate
 from golive.database.postgres import PgTools, scratch_database
 from golive.database.verify import (
@@ -25,6 +24,7 @@ from golive.database.verify import (
     baseline,
     verify,
 )
+from golive.errors import CloneTestError, DatabaseError
 
 
 @dataclass(frozen=True, slots=True)

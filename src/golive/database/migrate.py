@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from golive.database.errors import DatabaseError, MigrationError
 from golive.database.postgres import connect, describe, revision, tail
+from golive.errors import DatabaseError, MigrationError
 
 EXPAND_COMMAND = ("credit-assessment", "db", "upgrade", "--phase", "expand")
 CONTRACT_COMMAND = ("credit-assessment", "db", "upgrade", "--phase", "contract")

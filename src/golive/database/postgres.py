@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from golive.database.errors import DatabaseError, ToolNotFoundError
+from golive.errors import DatabaseError, ToolNotFoundError
 
 
 def libpq_url(url: str) -> str:

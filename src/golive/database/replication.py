@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from golive.database.errors import DatabaseError
 from golive.database.postgres import connect
+from golive.errors import DatabaseError
 
 
 @dataclass(frozen=True, slots=True)

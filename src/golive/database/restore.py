@@ -37,7 +37,6 @@ from golive.database.backup import (
     load_backup,
     restore_into,
 )
-from golive.database.errors import RestoreError, RestoreNotConfirmed
 from golive.database.fingerprint import differences, fingerprint
 from golive.database.postgres import (
     PgTools,
@@ -47,6 +46,7 @@ from golive.database.postgres import (
     drop_database,
     with_database,
 )
+from golive.errors import RestoreError, RestoreNotConfirmed
 
 
 @dataclass(frozen=True, slots=True)

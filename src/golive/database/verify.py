@@ -25,7 +25,6 @@ from typing import Any
 import psycopg
 import yaml
 
-from golive.database.errors import VerificationError
 from golive.database.fingerprint import (
     BOOKKEEPING_TABLES,
     DatabaseFingerprint,
@@ -35,6 +34,7 @@ from golive.database.fingerprint import (
     user_tables,
 )
 from golive.database.postgres import connect
+from golive.errors import VerificationError
 
 PREVIOUS_RELEASE_QUERIES = Path(__file__).with_name("previous_release.yaml")
 WATERMARK_MARGIN = timedelta(minutes=5)  # rows decided just before the baseline commit later

@@ -26,19 +26,10 @@ from typing import Any, Protocol
 
 from golive.analysis import Histogram, ShadowCounts, WindowMetrics
 from golive.analysis import gates as families
-from golive.errors import GoLiveError, PlanError
+from golive.errors import PlanError
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # sample name, sorted labels
 Samples = dict[SeriesKey, float]
-
-
-class MetricSourceError(GoLiveError):
-    """A metric source could not answer (unreachable, an error, a malformed answer)."""
-
-    default_hint = (
-        "the measurement counts as an ERROR; after consecutive_error_limit errors in a row the "
-        "stage fails and traffic returns to legacy. Check the source's address and health."
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +185,6 @@ def create(name: str, **options: Any) -> MetricSource:
 
 __all__ = [
     "MetricSource",
-    "MetricSourceError",
     "Samples",
     "SeriesKey",
     "ServiceMetricNames",

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 
 from golive.analysis import LEGACY, NEW, Histogram, ShadowCounts, WindowMetrics
-from golive.metrics import MetricSourceError, Window
+from golive.errors import MetricSourceError
+from golive.metrics import Window
 
 # The service's latency buckets (credit_assessment telemetry), in seconds.
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

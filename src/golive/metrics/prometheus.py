@@ -20,13 +20,8 @@ from typing import Any
 import httpx
 
 from golive.analysis import WindowMetrics
-from golive.metrics import (
-    MetricSourceError,
-    Samples,
-    ServiceMetricNames,
-    Window,
-    build_window,
-)
+from golive.errors import MetricSourceError
+from golive.metrics import Samples, ServiceMetricNames, Window, build_window
 
 
 @dataclass(frozen=True, slots=True)

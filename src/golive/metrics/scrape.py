@@ -17,14 +17,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from golive.analysis import WindowMetrics
-from golive.metrics import (
-    MetricSourceError,
-    Samples,
-    SeriesKey,
-    ServiceMetricNames,
-    Window,
-    build_window,
-)
+from golive.errors import MetricSourceError
+from golive.metrics import Samples, SeriesKey, ServiceMetricNames, Window, build_window
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from golive.errors import GoLiveError, TargetError, UsageError
+from golive.errors import TargetError, UsageError
 from golive.journal import RunLock
 from golive.plan import SLOT_NAMES, Plan, SlotName
 from golive.rehearsal import emulators, prometheus
@@ -55,7 +55,7 @@ def prepare_schema(target: LocalTarget, revision: str) -> str:
         timeout=600,
     )
     if result.returncode != 0:
-        raise GoLiveError(f"preparing schema {revision} failed: {result.stderr.strip()[-800:]}")
+        raise TargetError(f"preparing schema {revision} failed: {result.stderr.strip()[-800:]}")
     return f"previous release's schema: {result.stdout.strip()}"
 
 
@@ -79,7 +79,7 @@ def seed(target: LocalTarget, clients: int, migrate: bool = True) -> str:
         timeout=600,
     )
     if result.returncode != 0:
-        raise GoLiveError(f"seeding failed: {result.stderr.strip()[-800:]}")
+        raise TargetError(f"seeding failed: {result.stderr.strip()[-800:]}")
     return result.stdout.strip()
 
 

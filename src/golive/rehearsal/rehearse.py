@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from golive import journal as j
-from golive.errors import GoLiveError
+from golive.errors import DowntimeObserved, GoLiveError
 from golive.load import (
     MAX_DURATION_S,
     BackgroundLoad,
@@ -206,10 +206,10 @@ def write_series(run_dir: Path, result: LoadResult) -> Path:
     return path
 
 
-def zero_downtime_error(figures: dict[str, Any], report: Path | None) -> GoLiveError | None:
+def zero_downtime_error(figures: dict[str, Any], report: Path | None) -> DowntimeObserved | None:
     """Zero downtime is no failed request *and* no 10 s window whose p99 is over the limit."""
     if figures.get("failed"):
-        return GoLiveError(
+        return DowntimeObserved(
             f"{figures['failed']} of {figures['requests']} background requests failed "
             f"({figures['failures']})",
             hint=f"see the report: {report}",
@@ -219,7 +219,7 @@ def zero_downtime_error(figures: dict[str, Any], report: Path | None) -> GoLiveE
         return None
     worst = max(slow, key=lambda w: w["p99_ms"])
     at = datetime.fromtimestamp(worst["start"], UTC).strftime("%H:%M:%S")
-    return GoLiveError(
+    return DowntimeObserved(
         f"{len(slow)} of {len(figures['windows'])} {figures['window_s']:g} s windows of the "
         f"background load had a p99 over {figures['max_window_p99_ms']:g} ms; the worst, from "
         f"{at} UTC, {worst['p99_ms']} ms during {', '.join(worst['steps']) or 'no step'}",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from golive.database.backup import BackupResult, backup, verify_backup
 from golive.database.postgres import PgTools
-from golive.errors import GoLiveError
+from golive.errors import BackupError
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
@@ -24,7 +24,7 @@ def journaled_backup(ctx: StepContext) -> BackupResult:
     """The backup the ``backup`` step of this run recorded."""
     figures = ctx.figures("backup")
     if not figures.get("sha256"):
-        raise GoLiveError("no backup recorded in this run's journal", hint="run the backup step")
+        raise BackupError("no backup recorded in this run's journal", hint="run the backup step")
     return BackupResult.from_dict(figures)
 
 

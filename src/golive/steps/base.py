@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from golive import journal as j
-from golive.errors import GoLiveError
+from golive.errors import RollbackRequested
 from golive.service import service_token
 
 if TYPE_CHECKING:
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
     from golive.load import LiveCounts
     from golive.plan import Plan
     from golive.targets.base import Target
-
-
-class RollbackRequested(GoLiveError):
-    """An operator (``golive rollback``) or a gate asked for the rollback."""
-
-    exit_code = 9
-
-
-class GateBreached(RollbackRequested):
-    """A gate judged the live figures and failed them."""
 
 
 @dataclass

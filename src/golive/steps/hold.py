@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 
 from golive import journal as j
+from golive.errors import GateBreached
 from golive.plan import Gates, Plan
-from golive.steps.base import GateBreached, StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.steps.gates import HistogramSnapshot, Window, histogram_window, judge, parse_histogram
 
 MAX_SCRAPE_ERRORS = 3

@@ -23,12 +23,11 @@ from __future__ import annotations
 from typing import Any
 
 from golive.database.clone import clone_test
-from golive.database.errors import MigrationError
 from golive.database.fingerprint import DatabaseFingerprint
 from golive.database.migrate import MigrationRun, migrate
 from golive.database.postgres import PgTools
 from golive.database.verify import baseline, verify
-from golive.errors import GoLiveError
+from golive.errors import CloneTestError, MigrationError
 from golive.plan import Plan
 from golive.steps.backup import journaled_backup
 from golive.steps.base import StepContext, StepResult
@@ -62,7 +61,7 @@ def migrated_revision(ctx: StepContext) -> str:
     """The revision the clone test reached: the one production must reach."""
     revision = (ctx.figures("clone-test").get("migration") or {}).get("revision_after")
     if not revision:
-        raise GoLiveError("no clone test recorded in this run's journal", hint="run clone-test")
+        raise CloneTestError("no clone test recorded in this run's journal", hint="run clone-test")
     return str(revision)
 
 

@@ -14,7 +14,7 @@ import time
 
 import httpx
 
-from golive.errors import GoLiveError
+from golive.errors import MonitoringUnavailableError
 from golive.monitoring import Expectations, Finding, PrometheusMonitoring, failures
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
@@ -114,7 +114,7 @@ class VerifyMonitoring:
         }
         failed = failures(findings)
         if failed:
-            raise GoLiveError(
+            raise MonitoringUnavailableError(
                 "monitoring is not live: " + "; ".join(map(str, failed)),
                 hint=f"Prometheus at {url}: /targets, /rules and /alerts show the same",
             )

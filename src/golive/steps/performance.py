@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from golive.errors import GoLiveError
+from golive.errors import GateBreached
 from golive.load import LoadPlan, LoadResult, run_load
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
@@ -71,7 +71,7 @@ class PerformanceGreen:
             f" p99 {measured['p99_ms']} ms, {measured['failed']} failed"
         )
         if misses:
-            raise GoLiveError(
+            raise GateBreached(
                 f"green misses its SLO, switch refused: {'; '.join(misses)} ({summary})"
             )
         return StepResult(summary, measured)

@@ -32,9 +32,10 @@ from golive import journal as j
 from golive import metrics
 from golive.analysis import Analysis, Gates, Histogram, ShadowCounts, StageVerdict, WindowMetrics
 from golive.analysis import judge_window as judge
-from golive.metrics import MetricSource, MetricSourceError
+from golive.errors import GateBreached, MetricSourceError
+from golive.metrics import MetricSource
 from golive.plan import SLOT_NAMES, Plan, Stage
-from golive.steps.base import GateBreached, StepContext, StepResult
+from golive.steps.base import StepContext, StepResult
 from golive.steps.hold import TICK_S, elapsed_since_first_start
 from golive.traffic import create
 from golive.traffic.base import TrafficFlag, verify_weight

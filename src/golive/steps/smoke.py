@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from golive.errors import GoLiveError
+from golive.errors import SmokeFailed
 from golive.plan import Plan
 from golive.smoke import Dependency, SmokeReport, SmokeRequest, run_smoke
 from golive.steps.base import StepContext, StepResult
@@ -25,7 +25,7 @@ def smoke_or_fail(ctx: StepContext, url: str, what: str) -> SmokeReport:
         ctx.observer.message(f"  {check}")
     if not report.passed:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
-        raise GoLiveError(f"smoke test of {what} failed: {failed}")
+        raise SmokeFailed(f"smoke test of {what} failed: {failed}")
     return report
 
 

@@ -15,21 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from golive.errors import GoLiveError
+from golive.errors import ValidationGateFailed
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 from golive.validation import ValidateRequest, gate, run_validation, write_outputs
 
 NO_PAIRS = "no shadow pairs recorded"
-
-
-class ValidationGateFailed(GoLiveError):
-    exit_code = 8
-    default_hint = (
-        "the discrepancy register in validation.md (beside the report) lists every class; "
-        "explain intended ones in the plan's validation.expected_changes"
-    )
 
 
 def _since(ctx: StepContext) -> datetime | None:

@@ -18,22 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from golive.errors import TargetError
+from golive.errors import TargetError, TrafficFlagError
 from golive.plan import SLOT_NAMES
 
 if TYPE_CHECKING:
     from golive.targets.base import Target
 
 FLAG_KEY = "new-credit-assessment-enabled"
-
-
-class TrafficFlagError(TargetError):
-    """The flag store refused the change, or instances did not converge on it."""
-
-    default_hint = (
-        "traffic is as the instances report it (see above); set the weight again or roll back "
-        "with `golive rollback`"
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from golive.errors import TrafficFlagError
 from golive.manifests import find_kubectl
 from golive.traffic.base import (
     FLAG_KEY,
     InstanceFlags,
     InstancePoller,
     PolledFlag,
-    TrafficFlagError,
     check_percent,
     serving_instances,
 )

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from golive.errors import TrafficFlagError
 from golive.traffic.base import (
     FLAG_KEY,
     InstanceFlags,
     InstancePoller,
     PolledFlag,
-    TrafficFlagError,
     check_percent,
     serving_instances,
 )

@@ -5,8 +5,9 @@
                     [--config validation.yaml] [--since ISO] [--until ISO] [--sample N]
                     [--out DIR] [--hash-key-env NAME]
 
-Exit 0: no flagged segment or anomaly and the replay answered enough; 1: flagged (the files
-are written first); 2: bad input (options, config, export).
+Exit 0: no flagged segment or anomaly and the replay answered enough; 16: flagged (the files
+are written first); 17: the database or the service could not be read; 2: bad input (options,
+config, export, a refused token).
 
 ``run_validation`` is the same run as a function, for the plan step and the traffic stages.
 """
@@ -23,9 +24,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from golive.errors import UsageError
+from golive.errors import UsageError, ValidationFailed
 from golive.validation.config import ValidationConfig, load_config
-from golive.validation.errors import ValidationFailed
 from golive.validation.records import Pair, Stored
 from golive.validation.register import Masker
 from golive.validation.render import render_markdown, to_json

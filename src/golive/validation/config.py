@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from golive.validation.errors import ValidationConfigError
+from golive.errors import ValidationConfigError
 
 DECISIONS = ("APPROVED", "COUNTER_OFFER", "REFER", "DECLINED")
 GRADES = ("A", "B", "C", "D", "E")

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from golive.database.postgres import libpq_url
-from golive.validation.errors import ValidationSourceError
+from golive.errors import ValidationSourceError
 from golive.validation.records import (
     SCALE_LEGACY,
     SCALE_NEW,

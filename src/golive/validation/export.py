@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from golive.validation.errors import ExportError
+from golive.errors import ExportError
 from golive.validation.records import (
     SCALE_LEGACY,
     SCALE_NEW,

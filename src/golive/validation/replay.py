@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from golive.errors import ReplayRefused
 from golive.validation.config import Replay
-from golive.validation.errors import ReplayRefused
 from golive.validation.records import SCALE_NEW, Pair, Side, Stored, normal_decision, normal_grade
 from golive.validation.transport import Transport, TransportFailure
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from golive.validation.errors import ReplayRefused
+from golive.errors import ReplayRefused
 
 
 class TransportFailure(Exception):

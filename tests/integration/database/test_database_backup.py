@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from golive.database.backup import backup, load_backup, verify_backup
-from golive.database.errors import BackupVerificationError
+from golive.errors import BackupVerificationError
 from tests.conftest import PostgresServer
 from tests.integration.database.conftest import ASSESSMENTS
 

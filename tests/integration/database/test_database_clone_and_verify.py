@@ -11,10 +11,10 @@ import pytest
 from credit_assessment.store import schema
 from golive.database.backup import backup
 from golive.database.clone import clone_test
-from golive.database.errors import CloneTestError, MigrationError, VerificationError
 from golive.database.migrate import ledger, migrate
 from golive.database.postgres import revision
 from golive.database.verify import baseline, verify
+from golive.errors import CloneTestError, MigrationError, VerificationError
 from tests.conftest import PostgresServer
 from tests.integration.database.conftest import CONTRACT, EXPAND
 

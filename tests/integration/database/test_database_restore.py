@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from golive.database.backup import backup
-from golive.database.errors import RestoreError, RestoreNotConfirmed
 from golive.database.postgres import database_name, with_database
 from golive.database.restore import restore
+from golive.errors import RestoreError, RestoreNotConfirmed
 from tests.integration.database.conftest import ASSESSMENTS
 
 

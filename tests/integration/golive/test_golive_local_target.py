@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from golive import cli
+from golive.errors import SmokeFailed
 from golive.plan import load
 from golive.rehearsal import environment
 from golive.service import service_cli, service_token
@@ -76,10 +77,10 @@ def test_story_smoke_script_passes_against_every_slot_and_the_router(local, caps
         bureau = deps["credit bureau"]
         legacy_health = deps["legacy system"].health_url
         wrong = ["--dependency", f"credit bureau={legacy_health},status=ok"]
-        assert cli.main([*smoke, *wrong]) == 1
+        assert cli.main([*smoke, *wrong]) == SmokeFailed.exit_code
         assert "[FAIL] external service: credit bureau" in capsys.readouterr().out
         missing = ["--dependency", f"credit bureau={bureau.health_url}/nope"]
-        assert cli.main([*smoke, *missing]) == 1
+        assert cli.main([*smoke, *missing]) == SmokeFailed.exit_code
         assert "-> 404, not its health answer" in capsys.readouterr().out
     finally:
         os.environ.pop("GOLIVE_TEST_TOKEN", None)

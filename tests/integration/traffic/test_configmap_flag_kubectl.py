@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from golive.errors import TrafficFlagError
 from golive.manifests import find_kubectl
-from golive.traffic.base import TrafficFlagError
 from golive.traffic.configmap import CONFIGMAP, ConfigMapFlag, kubectl_runner
 from golive.traffic.document import flag_set_version, weight_of
 from tests.integration.golive.kube_cluster import CONFIGMAPS, NAMESPACE, Cluster

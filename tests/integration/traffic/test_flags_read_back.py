@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from golive.traffic.base import FLAG_KEY, TrafficFlagError
+from golive.errors import TrafficFlagError
+from golive.traffic.base import FLAG_KEY
 from golive.traffic.document import weight_of
 from golive.traffic.flagd import FlagdFileFlag
 from golive.traffic.launchdarkly import LaunchDarklyFlag

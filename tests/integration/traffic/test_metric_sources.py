@@ -10,7 +10,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from golive.analysis import LEGACY, NEW, Gates, Verdict, judge_window
-from golive.metrics import MetricSourceError
+from golive.errors import MetricSourceError
 from golive.metrics.prometheus import PrometheusSource
 from golive.metrics.scrape import ScrapeSource
 from tests.integration.monitoring.conftest import ManagedProcess, require_binary, wait_until

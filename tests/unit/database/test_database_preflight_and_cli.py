@@ -11,10 +11,9 @@ import pytest
 
 from golive.database.backup import check_free_space
 from golive.database.cli import add_db_commands, cmd_restore
-from golive.database.errors import DatabaseError, InsufficientSpaceError, RestoreNotConfirmed
 from golive.database.fingerprint import DatabaseFingerprint, TableFingerprint, differences
 from golive.database.postgres import describe, libpq_url, with_database
-from golive.errors import GoLiveError
+from golive.errors import DatabaseError, GoLiveError, InsufficientSpaceError, RestoreNotConfirmed
 
 
 def fake_statvfs(free_bytes: int):
@@ -31,7 +30,7 @@ def test_preflight_refuses_a_directory_too_small(tmp_path: Path):
         check_free_space(tmp_path, database_bytes=100 * 2**20, statvfs=fake_statvfs(64 * 2**20))
     error = caught.value
     assert "64.0 MiB free" in error.message and "150.0 MiB" in error.message
-    assert isinstance(error, GoLiveError) and error.exit_code == 6 and error.hint
+    assert isinstance(error, GoLiveError) and error.exit_code == 11 and error.hint
 
 
 def test_preflight_accepts_enough_space(tmp_path: Path):
@@ -81,7 +80,7 @@ def test_db_commands_parse():
     args = parser().parse_args(
         ["db", "restore", "b.dump", "--yes", "--database-url", "postgresql://x/y"]
     )
-    assert args.func is cmd_restore and args.yes and args.backup == "b.dump"
+    assert args.handler is cmd_restore and args.yes and args.backup == "b.dump"
     args = parser().parse_args(["db", "backup", "--dir", "/backups", "--no-verify"])
     assert args.dir == "/backups" and args.verify is False
     args = parser().parse_args(["db", "verify", "b.dump"])

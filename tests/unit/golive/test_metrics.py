@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from golive.analysis import LEGACY, NEW, Gates, Verdict, WindowMetrics, judge_window
-from golive.errors import PlanError
-from golive.metrics import MetricSourceError, ServiceMetricNames, Window, create, provider
+from golive.errors import MetricSourceError, PlanError
+from golive.metrics import ServiceMetricNames, Window, create, provider
 from golive.metrics.fake import FakeSource, Traffic, synthetic_stage
 from golive.metrics.prometheus import PrometheusSource
 from golive.metrics.scrape import ScrapeSource, counter_delta, parse_exposition

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from golive.traffic.base import FLAG_KEY, TrafficFlagError
+from golive.errors import TrafficFlagError
+from golive.traffic.base import FLAG_KEY
 from golive.traffic.configmap import ConfigMapFlag, kubectl_runner
 from golive.traffic.document import weight_of
 

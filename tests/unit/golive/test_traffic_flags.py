@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from golive import traffic
-from golive.traffic.base import FLAG_KEY, TrafficFlagError, verify_weight
+from golive.errors import TrafficFlagError
+from golive.traffic.base import FLAG_KEY, verify_weight
 from golive.traffic.document import flag_definition, weight_of
 from golive.traffic.flagd import FlagdFileFlag
 from golive.traffic.launchdarkly import LaunchDarklyFlag, api_key_from

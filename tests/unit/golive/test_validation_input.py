@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from golive.validation.errors import ExportError
+from golive.errors import ExportError
 from golive.validation.export import REQUIRED, read_export
 from golive.validation.history import select
 

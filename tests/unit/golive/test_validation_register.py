@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from golive.errors import ValidationConfigError
 from golive.validation import gate, render_markdown, to_json, validate
 from golive.validation.config import ValidationConfig, parse_config
-from golive.validation.errors import ValidationConfigError
 from golive.validation.records import SCALE_LEGACY, SCALE_NEW, Application, Pair, Side
 from golive.validation.register import Masker
 from golive.validation.result import SourceInfo

@@ -19,10 +19,9 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from golive.errors import GoLiveError
+from golive.errors import GoLiveError, ReplayRefused, ValidationFailed
 from golive.validation import add_validate_command
 from golive.validation.config import Replay
-from golive.validation.errors import ReplayRefused
 from golive.validation.export import REQUIRED
 from golive.validation.records import SCALE_LEGACY, Application, Side, Stored
 from golive.validation.replay import backoff_delay, replay
@@ -233,7 +232,7 @@ def test_command_exit_codes(tmp_path: Path, slow_service: str, monkeypatch: pyte
     assert json.loads((out / "validation.json").read_text())["pairs"] == 40
     assert "## Legacy-vs-new validation" in (out / "validation.md").read_text()
 
-    # one of 41 never answers: above the default 0.1% unanswered limit -> exit 1, files written
+    # one of 41 never answers: above the default 0.1% unanswered limit -> exit 16, files written
     export = _export(tmp_path, [client(i) for i in range(40)] + [ALWAYS_SLOW])
     code, message = _main(
         [
@@ -248,7 +247,7 @@ def test_command_exit_codes(tmp_path: Path, slow_service: str, monkeypatch: pyte
             str(out),
         ]
     )
-    assert code == 1
+    assert code == ValidationFailed.exit_code == 16
     assert "1 of 41 applications unanswered" in message
     assert (
         json.loads((out / "validation.json").read_text())["source"]["unanswered"][0]["cause"]
