@@ -2,7 +2,7 @@
 
 The judges are pure: they take the JSON bodies of Prometheus' HTTP API as plain dicts
 (``/api/v1/targets``, ``/api/v1/rules``, ``/api/v1/alerts``, ``/api/v1/query``) and return
-``Finding`` objects, one per thing checked, passed or not — the step's evidence:
+``Check`` objects, one per thing checked, passed or not — the step's evidence:
 
 - every slot has at least one ``up`` scrape target of the service's job, and none is down;
 - the alerting rules are loaded and healthy (and the expected ones are there);
@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from golive.checks import Check
 from golive.errors import MonitoringUnavailableError
 
 SERVICE_JOB = "credit-assessment"
@@ -40,18 +41,6 @@ REQUIRED_ALERTS = (
 )
 
 Json = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check of the monitoring stack and its outcome."""
-
-    check: str
-    passed: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"[{'ok' if self.passed else 'FAIL'}] {self.check}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -84,18 +73,18 @@ class Snapshot:
 
 
 @dataclass
-class _Findings:
-    items: list[Finding] = field(default_factory=list)
+class _Checks:
+    items: list[Check] = field(default_factory=list)
 
     def add(self, check: str, passed: bool, detail: str) -> None:
-        self.items.append(Finding(check, passed, detail))
+        self.items.append(Check(check, passed, detail))
 
 
-def failures(findings: Iterable[Finding]) -> list[Finding]:
+def failures(findings: Iterable[Check]) -> list[Check]:
     return [f for f in findings if not f.passed]
 
 
-def _data(body: Json, check: str, out: _Findings) -> Any:
+def _data(body: Json, check: str, out: _Checks) -> Any:
     """The ``data`` of a successful API answer, or None after recording a failed finding."""
     if body.get("status") != "success":
         out.add(
@@ -109,9 +98,9 @@ def _data(body: Json, check: str, out: _Findings) -> Any:
 
 def check_targets(
     body: Json, *, job: str = SERVICE_JOB, slots: Collection[str] = SLOTS
-) -> list[Finding]:
+) -> list[Check]:
     """Every slot has a healthy scrape target of ``job``; no target of ``job`` is down."""
-    out = _Findings()
+    out = _Checks()
     data = _data(body, "targets", out)
     if data is None:
         return out.items
@@ -139,9 +128,9 @@ def check_targets(
     return out.items
 
 
-def check_rules(body: Json, *, required_alerts: Collection[str] = REQUIRED_ALERTS) -> list[Finding]:
+def check_rules(body: Json, *, required_alerts: Collection[str] = REQUIRED_ALERTS) -> list[Check]:
     """Rule groups are loaded, every rule evaluates without error, required alerts exist."""
-    out = _Findings()
+    out = _Checks()
     data = _data(body, "rules", out)
     if data is None:
         return out.items
@@ -169,9 +158,9 @@ def check_rules(body: Json, *, required_alerts: Collection[str] = REQUIRED_ALERT
 
 def check_alerts(
     body: Json, *, blocking_severities: Collection[str] = BLOCKING_SEVERITIES
-) -> list[Finding]:
+) -> list[Check]:
     """No alert of a blocking severity is firing (pending ones are not yet a verdict)."""
-    out = _Findings()
+    out = _Checks()
     data = _data(body, "alerts", out)
     if data is None:
         return out.items
@@ -201,9 +190,9 @@ def check_freshness(
     max_age_s: float = 60.0,
     slots: Collection[str] = (),
     metric: str = FRESHNESS_METRIC,
-) -> list[Finding]:
+) -> list[Check]:
     """The answer to ``max by (slot) (timestamp(<metric>))`` shows recent samples."""
-    out = _Findings()
+    out = _Checks()
     data = _data(body, "freshness", out)
     if data is None:
         return out.items
@@ -226,7 +215,7 @@ def check_freshness(
     return out.items
 
 
-def evaluate(snapshot: Snapshot, expectations: Expectations | None = None) -> list[Finding]:
+def evaluate(snapshot: Snapshot, expectations: Expectations | None = None) -> list[Check]:
     """Every check on one snapshot of Prometheus' answers."""
     want = expectations or Expectations()
     return [
@@ -298,13 +287,13 @@ class PrometheusMonitoring:
             taken_at=taken_at,
         )
 
-    def verify(self, expectations: Expectations | None = None) -> list[Finding]:
+    def verify(self, expectations: Expectations | None = None) -> list[Check]:
         """All findings; an unreachable Prometheus is one failed finding."""
         try:
             snapshot = self.snapshot(expectations)
         except MonitoringUnavailableError as exc:
-            return [Finding("prometheus", False, exc.message)]
+            return [Check("prometheus", False, exc.message)]
         return [
-            Finding("prometheus", True, f"answering at {self.base_url}"),
+            Check("prometheus", True, f"answering at {self.base_url}"),
             *evaluate(snapshot, expectations),
         ]

@@ -14,8 +14,9 @@ import time
 
 import httpx
 
+from golive.checks import Check
 from golive.errors import MonitoringUnavailableError
-from golive.monitoring import Expectations, Finding, PrometheusMonitoring, failures
+from golive.monitoring import Expectations, PrometheusMonitoring, failures
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
 
@@ -43,7 +44,7 @@ def _counter(prometheus: PrometheusMonitoring, slot: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def check_flow(ctx: StepContext, prometheus: PrometheusMonitoring, slot: str) -> Finding:
+def check_flow(ctx: StepContext, prometheus: PrometheusMonitoring, slot: str) -> Check:
     """One assessment straight to ``slot``; Prometheus must see its counter grow."""
     name = f"samples/flow/{slot}"
     before = _counter(prometheus, slot) or 0.0
@@ -60,34 +61,34 @@ def check_flow(ctx: StepContext, prometheus: PrometheusMonitoring, slot: str) ->
             timeout=smoke.timeout_s,
         )
     except httpx.HTTPError as exc:
-        return Finding(name, False, f"test request to {slot} failed: {exc!r}")
+        return Check(name, False, f"test request to {slot} failed: {exc!r}")
     if response.status_code >= 300:
-        return Finding(name, False, f"test request to {slot} answered {response.status_code}")
+        return Check(name, False, f"test request to {slot} answered {response.status_code}")
     started = time.monotonic()
     while time.monotonic() - started < FLOW_TIMEOUT_S:
         after = _counter(prometheus, slot)
         if after is not None and after > before:
-            return Finding(
+            return Check(
                 name,
                 True,
                 f"test request scraped after {time.monotonic() - started:.1f} s "
                 f"(credit_assessments_total {before:g} -> {after:g})",
             )
         time.sleep(0.5)
-    return Finding(name, False, f"the test request was not scraped within {FLOW_TIMEOUT_S:g} s")
+    return Check(name, False, f"the test request was not scraped within {FLOW_TIMEOUT_S:g} s")
 
 
-def check_alertmanager(url: str | None) -> Finding:
+def check_alertmanager(url: str | None) -> Check:
     if not url:
-        return Finding("alertmanager", True, "not configured: alert delivery not checked here")
+        return Check("alertmanager", True, "not configured: alert delivery not checked here")
     try:
         response = httpx.get(f"{url}/api/v2/status", timeout=5.0)
     except httpx.HTTPError as exc:
-        return Finding("alertmanager", False, f"not reachable at {url}: {exc!r}")
+        return Check("alertmanager", False, f"not reachable at {url}: {exc!r}")
     if response.status_code != 200:
-        return Finding("alertmanager", False, f"{url} answered {response.status_code}")
+        return Check("alertmanager", False, f"{url} answered {response.status_code}")
     version = response.json().get("versionInfo", {}).get("version", "?")
-    return Finding("alertmanager", True, f"reachable at {url} (version {version})")
+    return Check("alertmanager", True, f"reachable at {url} (version {version})")
 
 
 class VerifyMonitoring:
@@ -109,7 +110,7 @@ class VerifyMonitoring:
             "prometheus_url": url,
             "alertmanager_url": alertmanager,
             "findings": [
-                {"check": f.check, "passed": f.passed, "detail": f.detail} for f in findings
+                {"check": f.name, "passed": f.passed, "detail": f.detail} for f in findings
             ],
         }
         failed = failures(findings)

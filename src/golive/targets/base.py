@@ -13,6 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from golive.checks import Check
+
+__all__ = ["Action", "Check", "Procedures", "RouterState", "SlotStatus", "SwitchResult", "Target"]
+
 if TYPE_CHECKING:
     from golive.plan import SlotName
     from golive.smoke import Dependency
@@ -32,18 +36,6 @@ Action = Literal[
     "verify-switch",
     "validate",
 ]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One preflight finding."""
-
-    name: str
-    passed: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"[{'ok' if self.passed else 'FAIL'}] {self.name}: {self.detail}"
 
 
 @dataclass(frozen=True)

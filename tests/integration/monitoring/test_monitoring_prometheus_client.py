@@ -16,7 +16,7 @@ def test_live_stack_passes_every_check(monitoring_stack) -> None:
             Expectations(fresh_slots=("blue", "green"), max_sample_age_s=15)
         )
     assert failures(findings) == [], "\n".join(map(str, findings))
-    checks = {f.check for f in findings}
+    checks = {f.name for f in findings}
     assert {
         "prometheus",
         "targets/blue",
@@ -43,7 +43,7 @@ def test_every_committed_alert_is_loaded(monitoring_stack) -> None:
 def test_a_slot_without_targets_is_reported(monitoring_stack) -> None:
     with PrometheusMonitoring(monitoring_stack.prometheus_url) as prometheus:
         findings = prometheus.verify(Expectations(slots=("blue", "green", "purple")))
-    assert [f.check for f in failures(findings)] == ["targets/purple"]
+    assert [f.name for f in failures(findings)] == ["targets/purple"]
 
 
 def test_an_unreachable_prometheus_is_a_failed_finding(free_tcp_port) -> None:

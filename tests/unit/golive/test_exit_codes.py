@@ -43,8 +43,8 @@ from golive.errors import (
 from golive.journal import Control, RunLock
 from golive.plan import Plan
 from golive.rehearsal import rehearse
-from golive.steps.base import Clock, StepContext, StepResult
 from golive.steps.backup import VerifyBackup
+from golive.steps.base import Clock, StepContext, StepResult
 from golive.steps.deploy import DeployGreen
 from golive.steps.hold import Hold
 from golive.steps.preflight import Preflight

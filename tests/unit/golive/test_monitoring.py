@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from golive.monitoring import (
+    Check,
     Expectations,
-    Finding,
     PrometheusMonitoring,
     Snapshot,
     check_alerts,
@@ -43,8 +43,8 @@ def target(
     }
 
 
-def failed_checks(findings: list[Finding]) -> list[str]:
-    return [f.check for f in failures(findings)]
+def failed_checks(findings: list[Check]) -> list[str]:
+    return [f.name for f in failures(findings)]
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def healthy_snapshot() -> Snapshot:
 def test_evaluate_reports_every_check_and_passes_a_healthy_stack() -> None:
     findings = evaluate(healthy_snapshot())
     assert failures(findings) == []
-    checks = {f.check.split("/")[0] for f in findings}
+    checks = {f.name.split("/")[0] for f in findings}
     assert checks == {"targets", "rules", "alerts", "samples"}
     assert str(findings[0]).startswith("[ok] targets/blue")
 
@@ -283,5 +283,5 @@ def test_unreachable_prometheus_is_one_failed_finding() -> None:
         "http://prometheus.test", transport=httpx.MockTransport(refuse)
     ) as prometheus:
         findings = prometheus.verify()
-    assert [(f.check, f.passed) for f in findings] == [("prometheus", False)]
+    assert [(f.name, f.passed) for f in findings] == [("prometheus", False)]
     assert "connection refused" in findings[0].detail
