@@ -16,6 +16,7 @@ from golive.analysis.aggregate import Analysis, Limits, MetricSummary, StageVerd
 from golive.analysis.gates import (
     LEGACY,
     NEW,
+    ApiRequests,
     BureauGate,
     ErrorRateGate,
     Gates,
@@ -33,6 +34,7 @@ __all__ = [
     "LEGACY",
     "NEW",
     "Analysis",
+    "ApiRequests",
     "BureauGate",
     "ErrorRateGate",
     "Gates",
