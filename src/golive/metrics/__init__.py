@@ -1,9 +1,9 @@
 """Where the numbers come from: the ``MetricSource`` port and its providers.
 
 A source measures a *window*: ``open_window()`` when a traffic stage starts (after the new
-weight is verified), ``measure(window)`` at every analysis interval. The answer is a
-:class:`~golive.analysis.WindowMetrics` -- counts since the window opened, summed over every
-serving instance -- that the pure judges in ``golive.analysis`` turn into verdicts.
+weight is verified) or the hold begins, ``measure(window)`` at every analysis interval. The
+answer is a :class:`~golive.analysis.WindowMetrics` -- counts since the window opened, summed
+over every serving instance -- that the pure judges in ``golive.analysis`` turn into verdicts.
 
 Providers, one module each:
 
