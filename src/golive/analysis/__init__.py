@@ -8,6 +8,7 @@ judge's maths and defaults.
     latency          Mann-Whitney U + median-ratio effect size (Kayenta), p99 as a figure
     mismatch_rate    Wilson bounds of the shadow mismatch share against a tolerance
     threshold        a plain bound; ratio_threshold for failure shares (bureau)
+    judge_thresholds absolute limits on each source's error ratio and p99 (the hold)
     Analysis         measurements over a stage -> stage verdict (Argo Rollouts' limits)
     judge_window     a stage window's metrics + the plan's gates -> one judgement per gate
 """
@@ -16,6 +17,7 @@ from golive.analysis.aggregate import Analysis, Limits, MetricSummary, StageVerd
 from golive.analysis.gates import (
     LEGACY,
     NEW,
+    ApiRequests,
     BureauGate,
     ErrorRateGate,
     Gates,
@@ -27,12 +29,14 @@ from golive.analysis.gates import (
 )
 from golive.analysis.histogram import Histogram
 from golive.analysis.judges import error_rate, latency, mismatch_rate, ratio_threshold, threshold
+from golive.analysis.thresholds import SourceWindow, Thresholds, ThresholdVerdict, judge_thresholds
 from golive.analysis.verdict import Judgement, Verdict
 
 __all__ = [
     "LEGACY",
     "NEW",
     "Analysis",
+    "ApiRequests",
     "BureauGate",
     "ErrorRateGate",
     "Gates",
@@ -43,11 +47,15 @@ __all__ = [
     "MetricSummary",
     "MismatchGate",
     "ShadowCounts",
+    "SourceWindow",
     "StageVerdict",
+    "ThresholdVerdict",
+    "Thresholds",
     "Verdict",
     "WindowMetrics",
     "error_rate",
     "evaluate",
+    "judge_thresholds",
     "judge_window",
     "latency",
     "mismatch_rate",

@@ -21,13 +21,14 @@ NEW = "new"
 LEGACY = "legacy"
 
 # Logical names of the measured families (``WindowMetrics.missing`` lists absent ones).
-DECISIONS, ERRORS, LATENCY, SHADOW, LEGACY_CALLS, BUREAU_CALLS = (
+DECISIONS, ERRORS, LATENCY, SHADOW, LEGACY_CALLS, BUREAU_CALLS, API_REQUESTS = (
     "decisions",
     "errors",
     "latency",
     "shadow",
     "legacy_calls",
     "bureau_calls",
+    "api_requests",
 )
 
 
@@ -42,6 +43,15 @@ class ShadowCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiRequests:
+    """HTTP requests to the service's API routes: how many, how many answered 5xx, how fast."""
+
+    total: int = 0
+    server_errors: int = 0
+    latency: Histogram = EMPTY  # all statuses
+
+
+@dataclass(frozen=True, slots=True)
 class WindowMetrics:
     """What one stage window measured, summed over every serving instance."""
 
@@ -52,6 +62,7 @@ class WindowMetrics:
     shadow: Mapping[str, ShadowCounts] = field(default_factory=dict)  # by compared field
     legacy_calls: Mapping[str, int] = field(default_factory=dict)  # by outcome
     bureau_calls: Mapping[str, int] = field(default_factory=dict)  # by outcome
+    api: ApiRequests = ApiRequests()  # HTTP requests to the API routes
     missing: tuple[str, ...] = ()  # logical families no instance exposed
     source: str = ""
 

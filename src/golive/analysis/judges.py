@@ -21,7 +21,7 @@ from golive.analysis.stats import (
     hodges_lehmann,
     mann_whitney,
     newcombe_difference,
-    proportion_test,
+    proportion_test_greater,
     quantile,
     two_proportion_z,
     wilson_interval,
@@ -64,8 +64,9 @@ def error_rate(
             figures,
         )
     new_ratio, base_ratio = new_errors / new_total, base_errors / base_total
-    test = two_proportion_z(new_errors, new_total, base_errors, base_total)
-    p_value, test_name = proportion_test(new_errors, new_total, base_errors, base_total)
+    # H1: the new path's error ratio is the greater.
+    test = two_proportion_z(new_errors, new_total, base_errors, base_total, alternative="greater")
+    p_value, test_name = proportion_test_greater(new_errors, new_total, base_errors, base_total)
     lower, upper = newcombe_difference(
         new_errors, new_total, base_errors, base_total, z_for(1.0 - alpha)
     )
@@ -222,7 +223,7 @@ def mismatch_rate(
             f"only {total} shadow comparisons so far; {min_samples} are needed",
             figures,
         )
-    lower, upper = wilson_interval(mismatches, total, z_for(1.0 - alpha))
+    lower, upper = wilson_interval(mismatches, total, z=z_for(1.0 - alpha))
     ratio = mismatches / total
     figures |= {"ratio": ratio, "lower": lower, "upper": upper}
     head = (

@@ -1,9 +1,9 @@
 """Where the numbers come from: the ``MetricSource`` port and its providers.
 
 A source measures a *window*: ``open_window()`` when a traffic stage starts (after the new
-weight is verified), ``measure(window)`` at every analysis interval. The answer is a
-:class:`~golive.analysis.WindowMetrics` -- counts since the window opened, summed over every
-serving instance -- that the pure judges in ``golive.analysis`` turn into verdicts.
+weight is verified) or the hold begins, ``measure(window)`` at every analysis interval. The
+answer is a :class:`~golive.analysis.WindowMetrics` -- counts since the window opened, summed
+over every serving instance -- that the pure judges in ``golive.analysis`` turn into verdicts.
 
 Providers, one module each:
 
@@ -42,6 +42,13 @@ class ServiceMetricNames:
     shadow: str = "credit_assessment_shadow_comparisons_total"  # {outcome, field}
     legacy_calls: str = "credit_assessment_legacy_requests_total"  # {outcome}
     bureau_calls: str = "credit_assessment_bureau_requests_total"  # {outcome}
+    http_duration: str = "credit_assessment_http_request_duration_seconds"  # {route,method,status}
+    api_route_prefix: str = "/api/"  # the routes ``WindowMetrics.api`` counts
+
+    @property
+    def histograms(self) -> tuple[str, ...]:
+        """The families exposed as histograms (their samples: ``_bucket``, ``_count``, ``_sum``)."""
+        return (self.decision_duration, self.http_duration)
 
     def logical(self) -> dict[str, str]:
         """Logical family (``WindowMetrics.missing`` vocabulary) -> exposed name."""
@@ -52,6 +59,7 @@ class ServiceMetricNames:
             families.SHADOW: self.shadow,
             families.LEGACY_CALLS: self.legacy_calls,
             families.BUREAU_CALLS: self.bureau_calls,
+            families.API_REQUESTS: self.http_duration,
         }
 
 
@@ -132,8 +140,33 @@ def build_window(
         },
         legacy_calls=_counts(legacy),
         bureau_calls=_counts(bureau),
+        api=_api_requests(samples, names),
         missing=missing,
         source=source,
+    )
+
+
+def _api_requests(
+    samples: Mapping[SeriesKey, float], names: ServiceMetricNames
+) -> families.ApiRequests:
+    """Requests to the API routes: every status counted, 5xx as server errors, one histogram."""
+    buckets: dict[float, float] = {}
+    total = server_errors = 0.0
+    for (name, label_pairs), value in samples.items():
+        labels = dict(label_pairs)
+        if not labels.get("route", "").startswith(names.api_route_prefix):
+            continue
+        if name == names.http_duration + "_bucket":
+            le = float(labels.get("le", "+Inf"))
+            buckets[le] = buckets.get(le, 0.0) + value
+        elif name == names.http_duration + "_count":
+            total += value
+            if labels.get("status", "").startswith("5"):
+                server_errors += value
+    return families.ApiRequests(
+        total=max(0, round(total)),
+        server_errors=max(0, round(server_errors)),
+        latency=Histogram.from_cumulative(buckets) if float("inf") in buckets else Histogram(()),
     )
 
 

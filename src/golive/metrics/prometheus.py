@@ -144,6 +144,8 @@ class PrometheusSource:
             n.shadow: ("outcome", "field"),
             n.legacy_calls: ("outcome",),
             n.bureau_calls: ("outcome",),
+            n.http_duration + "_bucket": ("route", "status", "le"),
+            n.http_duration + "_count": ("route", "status"),
         }
         samples: Samples = {}
         for name, labels in by.items():
@@ -163,7 +165,7 @@ class PrometheusSource:
 
     def _present(self, at: float) -> set[str]:
         pattern = "|".join(
-            name + "_bucket" if name == self.names.decision_duration else name
+            name + "_bucket" if name in self.names.histograms else name
             for name in self.names.logical().values()
         )
         matchers = f'__name__=~"{pattern}"' + (f",{self.selector}" if self.selector else "")

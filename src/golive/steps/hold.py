@@ -1,13 +1,15 @@
 """Dwell on the new release while gates judge live figures; a breach rolls back.
 
-``dwell`` is shared by the hold and the traffic stages. Every ``gates.interval_s`` it measures
-green's own ``/metrics`` (5xx ratio and p99 of the API since the dwell began) and, in a
-rehearsal, the background load (errors and p99 as clients saw them), judges them
-(steps/gates.py), journals the verdict, and raises ``GateBreached`` on a failure. A pause
-freezes the countdown. A resumed run dwells only what is left of
-the time measured from the step's first start. An inconclusive end (too little traffic to
-judge) pauses for a human, as Argo Rollouts does. While paused nothing is judged; judging
-starts again with the run.
+The hold's ``dwell`` opens a metric window on green (``golive.metrics``: green's own
+``/metrics`` scraped directly, as the traffic stages do on the local target). Every
+``gates.interval_s`` it measures the window (5xx ratio and p99 of the API since the dwell
+began) and, in a rehearsal, the background load (errors and p99 as clients saw them), judges
+them against the plan's absolute thresholds (``golive.analysis.judge_thresholds``), journals
+the verdict, and raises ``GateBreached`` on a failure. A pause freezes the countdown. A resumed
+run dwells only what is left of the time measured from the step's first start (the traffic
+stages share ``elapsed_since_first_start`` and ``TICK_S``). An inconclusive end (too little
+traffic to judge) pauses for a human, as Argo Rollouts does. While paused nothing is judged;
+judging starts again with the run.
 """
 
 from __future__ import annotations
@@ -18,23 +20,25 @@ import time
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from golive import journal as j
-from golive.errors import GateBreached
+from golive import metrics
+from golive.analysis import SourceWindow, Thresholds, Verdict, judge_thresholds
+from golive.errors import GateBreached, MetricSourceError
+from golive.metrics import MetricSource
 from golive.plan import Gates, Plan
 from golive.steps.base import StepContext, StepResult
-from golive.steps.gates import HistogramSnapshot, Window, histogram_window, judge, parse_histogram
 
 MAX_SCRAPE_ERRORS = 3
 TICK_S = 0.5
+GREEN = "green /metrics"
+CLIENTS = "clients (background load)"
+# How the journal and the report spell a verdict of the hold.
+JOURNALED = {Verdict.PASS: "passed", Verdict.FAIL: "failed", Verdict.INCONCLUSIVE: "inconclusive"}
 
 
-def _scrape(ctx: StepContext) -> HistogramSnapshot:
-    url = ctx.target.slot_url("green") + "/metrics"
-    response = httpx.get(url, timeout=5)
-    response.raise_for_status()
-    return parse_histogram(response.text)
+def metric_source(ctx: StepContext) -> MetricSource:
+    """Green's own ``/metrics``, scraped directly on every target."""
+    return metrics.create("scrape", instances=[ctx.target.slot_url("green")])
 
 
 def elapsed_since_first_start(ctx: StepContext, step: str) -> float:
@@ -52,7 +56,9 @@ def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str
     remaining = max(0.0, seconds - elapsed_since_first_start(ctx, step))
     if remaining < seconds:
         ctx.journal.append(j.NOTE, step=step, text=f"resumed dwell: {remaining:.0f}s left")
-    base = _scrape(ctx)
+    thresholds = Thresholds(gates.max_error_ratio, gates.max_p99_ms, gates.min_requests)
+    source = metric_source(ctx)
+    window = source.open_window(step)
     load_since = time.monotonic()
     scrape_errors = evaluations = 0
     last: dict[str, Any] = {}
@@ -75,9 +81,9 @@ def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str
             continue
         next_judgement = gates.interval_s
         try:
-            windows = [histogram_window("green /metrics", base, _scrape(ctx))]
+            windows = [SourceWindow.of_api(GREEN, source.measure(window))]
             scrape_errors = 0
-        except httpx.HTTPError as exc:
+        except MetricSourceError as exc:
             scrape_errors += 1
             if scrape_errors >= MAX_SCRAPE_ERRORS:
                 raise GateBreached(
@@ -86,20 +92,20 @@ def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str
             continue
         if ctx.load is not None:
             requests, failed, p99 = ctx.load.window(load_since)
-            windows.append(Window("clients (background load)", requests, failed, p99))
-        verdict = judge(gates, windows)
+            windows.append(SourceWindow(CLIENTS, requests, failed, p99))
+        verdict = judge_thresholds(thresholds, windows)
         evaluations += 1
-        last = _figures(windows, verdict.status)
+        last = _figures(windows, JOURNALED[verdict.verdict])
         ctx.journal.append(
             j.GATE_EVALUATED,
             step=step,
-            verdict=verdict.status,
+            verdict=JOURNALED[verdict.verdict],
             figures=last,
             reasons=list(verdict.reasons),
         )
-        if verdict.status == "failed":
+        if verdict.verdict is Verdict.FAIL:
             raise GateBreached(f"gate failed during {step}: " + "; ".join(verdict.reasons))
-        if remaining - waited <= 0 and verdict.status == "inconclusive":
+        if remaining - waited <= 0 and verdict.verdict is Verdict.INCONCLUSIVE:
             ctx.journal.append(j.NOTE, step=step, text="inconclusive: paused for a human")
             ctx.control.write(pause=True)
             ctx.checkpoint()
@@ -111,10 +117,10 @@ def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str
     }
 
 
-def _figures(windows: list[Window], verdict: str) -> dict[str, Any]:
+def _figures(windows: list[SourceWindow], verdict: str) -> dict[str, Any]:
     figures: dict[str, Any] = {"verdict": verdict}
     for w in windows:
-        key = "green" if w.source.startswith("green") else "clients"
+        key = "green" if w.source == GREEN else "clients"
         figures[f"{key}_requests"] = w.requests
         figures[f"{key}_errors"] = w.errors
         figures[f"{key}_p99_ms"] = None if math.isnan(w.p99_ms) else round(w.p99_ms, 2)

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from golive.analysis.stats import bin_counts, decile_edges, psi, two_proportion_z
 from golive.validation.compare import ApprovalRates
 from golive.validation.config import GRADES, Anomalies
 from golive.validation.records import Pair
-from golive.validation.stats import bin_counts, decile_edges, psi, two_proportion_z
 
 OK, WARN, ALERT, SKIPPED = "ok", "warn", "alert", "skipped"
 
@@ -194,7 +194,10 @@ def window_changes(series: Sequence[Window], limits: Anomalies) -> Anomaly:
     for a, b in judged:
         increase = b.unexplained / b.total - a.unexplained / a.total
         worst = max(worst, increase)
-        test = two_proportion_z(a.unexplained, a.total, b.unexplained, b.total)
+        # H1: the later window's unexplained mismatch rate is the greater (it rose).
+        test = two_proportion_z(
+            b.unexplained, b.total, a.unexplained, a.total, alternative="greater"
+        )
         if increase >= limits.window_min_increase and test.p_value < alpha:
             flagged.append(
                 {

@@ -16,9 +16,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from golive.analysis.stats import (
+    Difference,
+    paired_difference,
+    spearman,
+    wilson_interval,
+    z_two_sided,
+)
 from golive.validation.config import DECISIONS, FIELDS, GRADES, MatchRules
 from golive.validation.records import Pair, Side
-from golive.validation.stats import Difference, paired_difference, spearman, wilson_interval
 
 NO_GRADE = "?"
 CREDIT_OFFERED = frozenset({"APPROVED", "COUNTER_OFFER"})
@@ -109,7 +115,7 @@ class Rate:
 
 
 def rate(events: int, total: int, confidence: float = 0.95) -> Rate:
-    lower, upper = wilson_interval(events, total, confidence)
+    lower, upper = wilson_interval(events, total, z=z_two_sided(confidence))
     return Rate(events, total, lower, upper)
 
 

@@ -36,6 +36,7 @@ def test_scrape_source_over_http(stub_server) -> None:
     assert measured.decisions == {NEW: 250, LEGACY: 2250}
     assert measured.errors == {NEW: 1, LEGACY: 0}
     assert measured.latency[NEW].count == 250
+    assert (measured.api.total, measured.api.server_errors) == (2501, 1)
     verdicts = {j.metric: j.verdict for j in judge_window(Gates(), measured, weight_percent=10)}
     assert verdicts == {
         "error_rate": Verdict.PASS,
@@ -104,6 +105,9 @@ def test_prometheus_source_against_real_prometheus(tmp_path: Path, stub_server) 
         assert measured.decisions[LEGACY] == pytest.approx(2700, rel=0.35)
         assert measured.errors[NEW] == pytest.approx(18, rel=0.4)
         assert measured.latency[NEW].count == pytest.approx(300, rel=0.35)
+        assert measured.api.total == pytest.approx(3018, rel=0.35)
+        assert measured.api.server_errors == pytest.approx(18, rel=0.4)
+        assert measured.api.latency.count == pytest.approx(3018, rel=0.35)
         assert measured.missing == ()
         verdicts = {j.metric: j.verdict for j in judge_window(Gates(), measured, weight_percent=10)}
         assert verdicts["error_rate"] is Verdict.FAIL

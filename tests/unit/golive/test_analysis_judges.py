@@ -15,11 +15,12 @@ from golive.analysis.stats import (
     hodges_lehmann,
     mann_whitney,
     newcombe_difference,
-    proportion_test,
+    proportion_test_greater,
     quantile,
     two_proportion_z,
     wilson_interval,
     z_for,
+    z_two_sided,
 )
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -67,6 +68,24 @@ def test_error_rate_small_counts_use_the_exact_test() -> None:
     assert judgement.verdict is Verdict.FAIL
 
 
+@pytest.mark.parametrize(
+    ("new", "base", "z_sign", "verdict"),
+    [
+        # the new path fails more often: z > 0 and a small one-sided p-value -- a FAIL
+        ((60, 1000), (10, 1000), 1, Verdict.FAIL),
+        # the new path fails less often by as much: z < 0, p near 1 -- never a FAIL
+        ((10, 1000), (60, 1000), -1, Verdict.PASS),
+    ],
+)
+def test_error_rate_tests_the_new_path_being_worse(new, base, z_sign, verdict) -> None:
+    judgement = error_rate(*new, *base)
+    z, p = judgement.figures["z"], judgement.figures["p_value"]
+    assert isinstance(z, float) and isinstance(p, float)
+    assert math.copysign(1, z) == z_sign
+    assert (p < 1e-6) if z_sign > 0 else (p > 0.999)
+    assert judgement.verdict is verdict, judgement.reason
+
+
 @pytest.mark.parametrize("counts", [(-1, 10, 0, 10), (11, 10, 0, 10), (0, 10, 5, 4)])
 def test_error_rate_rejects_impossible_counts(counts) -> None:
     with pytest.raises(ValueError, match="not a valid count"):
@@ -78,24 +97,55 @@ def test_error_rate_rejects_impossible_counts(counts) -> None:
 
 def test_two_proportion_z_by_hand() -> None:
     # pooled p = 70/2000 = 0.035; se = sqrt(0.035*0.965*(2/1000)) = 0.0082189; z = 0.03/se
-    test = two_proportion_z(50, 1000, 20, 1000)
+    test = two_proportion_z(50, 1000, 20, 1000, alternative="greater")
     assert test.pooled == pytest.approx(0.035)
     assert test.z == pytest.approx(0.03 / math.sqrt(0.035 * 0.965 * 0.002))
     assert test.p_value == pytest.approx(0.00013105, rel=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "z_sign", "p_greater"),
+    [
+        ((50, 1000), (20, 1000), 1, 0.00013105),  # the first proportion is higher
+        ((20, 1000), (50, 1000), -1, 1 - 0.00013105),  # the first proportion is lower
+    ],
+)
+def test_two_proportion_z_direction(first, second, z_sign, p_greater) -> None:
+    greater = two_proportion_z(*first, *second, alternative="greater")
+    assert math.copysign(1, greater.z) == z_sign
+    assert greater.p_value == pytest.approx(p_greater, rel=1e-4)
+    # two-sided: the same p-value whichever side is higher
+    both = two_proportion_z(*first, *second, alternative="two-sided")
+    assert both.z == greater.z
+    assert both.p_value == pytest.approx(2 * 0.00013105, rel=1e-4)
+
+
 def test_two_proportion_without_variance_is_no_evidence() -> None:
-    assert two_proportion_z(0, 100, 0, 100).p_value == 1.0
-    assert two_proportion_z(100, 100, 50, 50).p_value == 1.0
+    for alternative in ("greater", "two-sided"):
+        assert two_proportion_z(0, 100, 0, 100, alternative=alternative).p_value == 1.0
+        assert two_proportion_z(100, 100, 50, 50, alternative=alternative).p_value == 1.0
+
+
+def test_proportion_test_greater_is_one_sided() -> None:
+    higher, test = proportion_test_greater(50, 1000, 20, 1000)
+    lower, _ = proportion_test_greater(20, 1000, 50, 1000)
+    assert test == "two-proportion z-test"
+    assert higher < 0.001 < 0.999 < lower
+    exact_higher, exact = proportion_test_greater(8, 200, 1, 800)
+    exact_lower, _ = proportion_test_greater(1, 800, 8, 200)
+    assert exact == "Fisher's exact test"
+    assert exact_higher < 0.001 and exact_lower > 0.9
 
 
 def test_wilson_by_hand() -> None:
     # 17 of 100 at z = 1.6449: the textbook bounds 0.1171 .. 0.2403
-    lower, upper = wilson_interval(17, 100, z_for(0.95))
+    lower, upper = wilson_interval(17, 100, z=z_for(0.95))
     assert lower == pytest.approx(0.11711, abs=1e-5)
     assert upper == pytest.approx(0.24028, abs=1e-5)
-    assert wilson_interval(0, 0, 1.96) == (0.0, 1.0)
-    assert wilson_interval(0, 50, 1.96)[0] == 0.0
+    # each bound at 95% one-sided is the 90% two-sided interval
+    assert wilson_interval(17, 100, z=z_two_sided(0.90)) == pytest.approx((lower, upper))
+    assert wilson_interval(0, 0, z=1.96) == (0.0, 1.0)
+    assert wilson_interval(0, 50, z=1.96)[0] == 0.0
 
 
 def test_newcombe_contains_the_difference() -> None:
@@ -154,13 +204,15 @@ def test_z_test_matches_scipy(seed: int) -> None:
     rng = random.Random(seed)
     n1, n2 = rng.randint(100, 5000), rng.randint(100, 5000)
     x1, x2 = rng.randint(5, n1 // 4), rng.randint(5, n2 // 4)
-    ours = two_proportion_z(x1, n1, x2, n2)
+    ours = two_proportion_z(x1, n1, x2, n2, alternative="greater")
     table = [[x1, n1 - x1], [x2, n2 - x2]]
     chi2 = scipy_stats.chi2_contingency(table, correction=False)
     assert ours.z**2 == pytest.approx(chi2.statistic, rel=1e-9)
     one_sided = chi2.pvalue / 2 if ours.z > 0 else 1 - chi2.pvalue / 2
     assert ours.p_value == pytest.approx(one_sided, rel=1e-6, abs=1e-12)
     assert ours.p_value == pytest.approx(scipy_stats.norm.sf(ours.z), rel=1e-9, abs=1e-15)
+    both = two_proportion_z(x1, n1, x2, n2, alternative="two-sided")
+    assert both.p_value == pytest.approx(chi2.pvalue, rel=1e-6, abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -171,7 +223,7 @@ def test_fisher_matches_scipy(counts) -> None:
     x1, n1, x2, n2 = counts
     expected = scipy_stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="greater")
     assert fisher_greater(*counts) == pytest.approx(expected.pvalue, rel=1e-9)
-    p, _ = proportion_test(*counts)
+    p, _ = proportion_test_greater(*counts)
     assert 0.0 <= p <= 1.0
 
 
@@ -205,7 +257,7 @@ def test_mann_whitney_matches_scipy_on_histograms(seed: int) -> None:
 
 def test_wilson_matches_scipy() -> None:
     for k, n in ((0, 50), (17, 100), (99, 100), (400, 1000)):
-        ours = wilson_interval(k, n, z_for(0.95))
+        ours = wilson_interval(k, n, z=z_for(0.95))
         theirs = scipy_stats.binomtest(k, n).proportion_ci(0.90, method="wilson")
         assert ours == pytest.approx((theirs.low, theirs.high), abs=1e-12)
 

@@ -44,6 +44,17 @@ class Service:
         )
         self.legacy = Counter("credit_assessment_legacy_requests", "", ["outcome"], registry=r)
         self.bureau = Counter("credit_assessment_bureau_requests", "", ["outcome"], registry=r)
+        self.http = Histogram(
+            "credit_assessment_http_request_duration_seconds",
+            "",
+            ["route", "method", "status"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+
+    def requests(self, route: str, status: int, count: int, seconds: float = 0.02) -> None:
+        for _ in range(count):
+            self.http.labels(route, "POST", str(status)).observe(seconds)
 
     def traffic(self, new: int, legacy: int, new_errors: int = 0, new_s: float = 0.004) -> None:
         self.decisions.labels("APPROVED", "new").inc(new)
@@ -59,6 +70,9 @@ class Service:
         self.shadow.labels("mismatch", "decision").inc(1)
         self.legacy.labels("ok").inc(legacy)
         self.bureau.labels("ok").inc(new + legacy)
+        # every decision is an API request; a failed one is answered 503
+        self.requests("/api/v1/assessment", 201, new + legacy)
+        self.requests("/api/v1/assessment", 503, new_errors)
 
     def text(self) -> str:
         return generate_latest(self.registry).decode()
@@ -84,6 +98,33 @@ def test_parse_and_subtract_two_scrapes() -> None:
     assert window.legacy_calls == {"ok": 900}
     assert window.bureau_calls == {"ok": 1000}
     assert window.missing == ()
+
+
+def test_api_requests_of_a_window_every_api_route_5xx_as_errors() -> None:
+    service = Service()
+    service.requests("/api/v1/assessment", 201, 100)
+    before = parse_exposition(service.text(), NAMES)
+    service.requests("/api/v1/assessment", 201, 990, seconds=0.004)
+    service.requests("/api/v1/assessment/{id}", 200, 10, seconds=0.3)  # a route template
+    service.requests("/api/v1/assessment", 503, 10)
+    service.requests("/api/v1/assessment", 422, 5)  # answered, not a server error
+    service.requests("/ready", 503, 999)  # not an API route
+    after = parse_exposition(service.text(), NAMES)
+    from golive.metrics import build_window
+
+    window = build_window(
+        counter_delta(before.samples, after.samples),
+        NAMES,
+        duration_s=60,
+        present=after.present,
+        source="t",
+    )
+    assert (window.api.total, window.api.server_errors) == (1015, 10)
+    assert window.api.latency.count == 1015
+    # rank 0.99 x 1015 = 1004.85 falls in the (0.01, 0.05] bucket (cumulative 990 -> 1005)
+    assert 0.01 < window.api.latency.quantile(0.99) <= 0.05
+    quiet = build_window({}, NAMES, duration_s=60, present=after.present, source="t")
+    assert quiet.api.total == 0 and quiet.api.latency.count == 0
 
 
 def test_a_restart_counts_everything_as_new() -> None:
@@ -178,8 +219,19 @@ def test_prometheus_source_builds_the_window_from_promql() -> None:
                 NAMES.errors,
                 NAMES.decision_duration + "_bucket",
                 NAMES.shadow,
+                NAMES.http_duration + "_bucket",
             ]
             return httpx.Response(200, json=_vector([({"__name__": n}, "3") for n in names]))
+        if NAMES.http_duration in query:
+            api = {"route": "/api/v1/assessment"}
+            if query.startswith("sum by (route, status, le)"):
+                rows = [
+                    (api | {"status": "201", "le": le}, v)
+                    for le, v in (("0.1", "95"), ("+Inf", "99.6"))
+                ]
+                return httpx.Response(200, json=_vector(rows))
+            rows = [(api | {"status": "201"}, "99.6"), (api | {"status": "500"}, "1.2")]
+            return httpx.Response(200, json=_vector(rows))
         if NAMES.decisions in query:
             return httpx.Response(
                 200, json=_vector([({"engine": "new", "decision": "APPROVED"}, "199.7")])
@@ -209,6 +261,8 @@ def test_prometheus_source_builds_the_window_from_promql() -> None:
     assert measured.latency[NEW].count == 200
     assert measured.shadow == {}
     assert set(measured.missing) == {"legacy_calls", "bureau_calls"}
+    assert (measured.api.total, measured.api.server_errors) == (101, 1)
+    assert measured.api.latency.count == pytest.approx(99.6)
     assert (
         'sum by (engine, decision) (increase(credit_assessments_total{slot="green"}[91s]))' in seen
     )

@@ -9,6 +9,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from golive.analysis.stats import (
+    bin_counts,
+    decile_edges,
+    paired_difference,
+    psi,
+    spearman,
+    two_proportion_z,
+    wilson_interval,
+    z_two_sided,
+)
 from golive.validation.anomalies import (
     ALERT,
     OK,
@@ -31,15 +41,6 @@ from golive.validation.compare import (
 from golive.validation.config import Anomalies, MatchRules, TrainingScores, ValidationConfig
 from golive.validation.records import SCALE_LEGACY, SCALE_NEW, Application, Pair, Side
 from golive.validation.segments import SegmentTally
-from golive.validation.stats import (
-    bin_counts,
-    decile_edges,
-    paired_difference,
-    psi,
-    spearman,
-    two_proportion_z,
-    wilson_interval,
-)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -83,13 +84,19 @@ def pair(
     ],
 )
 def test_wilson_interval_matches_hand_computation(x: int, n: int, lower: float, upper: float):
-    lo, hi = wilson_interval(x, n, 0.95)
+    lo, hi = wilson_interval(x, n, z=z_two_sided(0.95))
     assert lo == pytest.approx(lower, abs=1e-5)
     assert hi == pytest.approx(upper, abs=1e-5)
 
 
 def test_wilson_without_data_is_the_whole_range():
-    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(0, 0, z=z_two_sided(0.95)) == (0.0, 1.0)
+
+
+def test_wilson_refuses_impossible_counts():
+    for successes, total in ((5, 4), (-1, 10), (0, -1)):
+        with pytest.raises(ValueError, match="invalid counts"):
+            wilson_interval(successes, total, z=1.96)
 
 
 def test_paired_difference():
@@ -102,11 +109,16 @@ def test_paired_difference():
 
 
 def test_two_proportion_z_one_sided():
+    # later window 20/100 against the earlier 10/100, H1: the later one is greater.
     # pooled 0.15; se = sqrt(0.15 * 0.85 * 0.02) = 0.0504975; z = 0.1 / se = 1.980295
-    test = two_proportion_z(10, 100, 20, 100)
+    test = two_proportion_z(20, 100, 10, 100, alternative="greater")
     assert test.z == pytest.approx(1.980295, abs=1e-5)
     assert test.p_value == pytest.approx(0.023835, abs=1e-5)
-    assert two_proportion_z(0, 10, 0, 10).p_value == 1.0
+    # the later window lower: the same |z|, the other sign, no evidence of a rise
+    fell = two_proportion_z(10, 100, 20, 100, alternative="greater")
+    assert fell.z == pytest.approx(-1.980295, abs=1e-5)
+    assert fell.p_value == pytest.approx(1 - 0.023835, abs=1e-5)
+    assert two_proportion_z(0, 10, 0, 10, alternative="greater").p_value == 1.0
 
 
 def test_psi_matches_hand_computation():
@@ -298,3 +310,21 @@ def test_window_change_needs_a_significant_rise():
     assert result.value == pytest.approx(0.175)
     sparse = [(T0, True)] * 5 + [(T0 + hour, True)] * 5
     assert window_changes(windows(sparse, 60), limits).status == SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "status"),
+    [
+        (5, 40, ALERT),  # the unexplained rate rose 2.5% -> 20%: one-sided p far below alpha
+        (40, 5, OK),  # the same change downwards is never a finding
+    ],
+)
+def test_window_change_is_judged_in_the_direction_of_a_rise(earlier, later, status):
+    limits = Anomalies(window_minutes=60, window_min_count=100, window_min_increase=0.0)
+    hour = timedelta(hours=1)
+    points = [(T0, i < earlier) for i in range(200)] + [(T0 + hour, i < later) for i in range(200)]
+    result = window_changes(windows(points, 60), limits)
+    assert result.status == status
+    if status == ALERT:
+        (flagged,) = result.figures["flagged"]
+        assert flagged["p_value"] < 1e-6
