@@ -1,7 +1,7 @@
 """An open-loop HTTP load generator: requests leave on a fixed schedule, whatever the server does.
 
 Used by the performance step of every go-live and, for the whole of a rehearsal, as its
-background load; so it lives beside the steps, not in ``golive.rehearsal``.
+background load; so it lives beside the steps, not in the rehearsal package.
 
 Latency is measured from each request's *scheduled* start, so a server that stalls is charged for
 the requests that queued behind the stall (no coordinated omission). Connections are HTTP/1.1

@@ -95,7 +95,7 @@ class LocalTarget:
         entry = self.state()["slots"].get(slot) or {}
         return self.process_of(entry), entry
 
-    # --- monitoring (rehearsal: Prometheus and Alertmanager on loopback, golive/rehearsal) ----
+    # --- monitoring (what the rehearsal environment started and recorded) --------------------
 
     def monitoring(self) -> dict[str, Any]:
         """What the rehearsal started for monitoring: URLs and processes, or why it did not."""
