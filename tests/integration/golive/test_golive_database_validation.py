@@ -23,9 +23,9 @@ from golive.errors import StepFailed, TargetError
 from golive.plan import Plan, load
 from golive.runner import Runner
 from golive.service import service_cli
+from golive.steps import migrate as migrate_steps
 from golive.steps.backup import Backup, VerifyBackup
 from golive.steps.base import StepContext, StepResult
-from golive.steps.base import migrate as migrate_steps
 from golive.steps.migrate import CloneTest, Migrate, VerifyDatabase
 from golive.steps.validate import Validate
 from tests.integration.database import conftest as database_fixtures
