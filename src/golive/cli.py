@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from golive.errors import GoLiveError, Interrupted
+from golive.errors import GoLiveError, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from golive.smoke import Dependency
@@ -92,6 +92,11 @@ def _runbook(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from golive import control
 
+    if args.dry_run:
+        if args.resume:
+            raise UsageError("--dry-run and --resume do not go together: a dry run changes nothing")
+        print(control.dry_run(args.plan))
+        return
     control.run_plan(args.plan, resume=args.resume, plain=args.plain)
 
 
@@ -192,6 +197,11 @@ def _add_run(commands: Subcommands) -> None:
     _plan_argument(run)
     run.add_argument("--resume", action="store_true", help="continue the unfinished go-live")
     run.add_argument("--plain", action="store_true", help="plain progress lines, no live panel")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every write the go-live would make, in order, reading the target only",
+    )
     run.set_defaults(handler=_run)
 
 

@@ -43,6 +43,21 @@ def run_plan(path: Path, *, resume: bool, plain: bool) -> None:
             print(f"report: {runner.journal.run_dir / 'report.md'}")
 
 
+def dry_run(path: Path) -> str:
+    """The writes of a go-live of the plan, read from the real target; nothing is changed."""
+    from golive import targets
+    from golive.dryrun import preview
+
+    plan = _load_plan(path)
+    target = targets.create(plan, dry_run=True)
+    try:
+        return preview(plan, target).render(plan)
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+
+
 def status(path: Path) -> str:
     from golive import targets
 

@@ -28,6 +28,7 @@ operators.
     6     ├── TargetError               the target (router, slots, flag store, the local
           │   │                         environment) refused or could not be reached
           │   ├── TargetUnreachableError  the preflight of `golive run` failed: nothing changed
+          │   ├── KubernetesApiError    the Kubernetes API answered an error (404, 409, 403...)
           │   └── TrafficFlagError      the flag store refused the weight, or instances disagree
     7     ├── GoLiveBusyError           another go-live holds the lock, or one is unfinished
     8     ├── StepFailed                a step failed (a cause not below); the run rolled back
@@ -227,6 +228,14 @@ class TargetUnreachableError(TargetError):
     """A preflight found the target unreachable; nothing was changed."""
 
     default_hint = "nothing was changed; start the environment (`golive up PLAN`) and run again"
+
+
+class KubernetesApiError(TargetError):
+    """The Kubernetes API answered an error status (``status``: 404, 409, ...)."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class TrafficFlagError(TargetError):

@@ -55,6 +55,9 @@ class Expectations:
     # Slots that must have fresh samples of the metric; empty: any series will do.
     fresh_slots: tuple[str, ...] = ()
     max_sample_age_s: float = 60.0
+    # Per slot, the labels of every instance that must be an up target of its own (the pods:
+    # {"pod": name}); empty: one up target per slot is enough.
+    instances: Mapping[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
 
     @property
     def freshness_query(self) -> str:
@@ -97,9 +100,14 @@ def _data(body: Json, check: str, out: _Checks) -> Any:
 
 
 def check_targets(
-    body: Json, *, job: str = SERVICE_JOB, slots: Collection[str] = SLOTS
+    body: Json,
+    *,
+    job: str = SERVICE_JOB,
+    slots: Collection[str] = SLOTS,
+    instances: Mapping[str, tuple[Mapping[str, str], ...]] | None = None,
 ) -> list[Check]:
-    """Every slot has a healthy scrape target of ``job``; no target of ``job`` is down."""
+    """Every slot has a healthy scrape target of ``job``, and so does every instance named in
+    ``instances`` (each pod); no target of ``job`` is down."""
     out = _Checks()
     data = _data(body, "targets", out)
     if data is None:
@@ -109,8 +117,8 @@ def check_targets(
         in_slot = [t for t in targets if t["labels"].get("slot") == slot]
         up = [t for t in in_slot if t.get("health") == "up"]
         if up:
-            instances = ", ".join(sorted(t["labels"].get("instance", "?") for t in up))
-            out.add(f"targets/{slot}", True, f"{len(up)} of {len(in_slot)} up ({instances})")
+            names = ", ".join(sorted(t["labels"].get("instance", "?") for t in up))
+            out.add(f"targets/{slot}", True, f"{len(up)} of {len(in_slot)} up ({names})")
         elif in_slot:
             errors = "; ".join(
                 sorted({t.get("lastError") or t.get("health", "?") for t in in_slot})
@@ -118,6 +126,20 @@ def check_targets(
             out.add(f"targets/{slot}", False, f"no target up: {errors}")
         else:
             out.add(f"targets/{slot}", False, f"no scrape target with job={job!r}, slot={slot!r}")
+    for slot, wanted in (instances or {}).items():
+        in_slot = [t for t in targets if t["labels"].get("slot") == slot]
+        missing = [
+            ",".join(f"{k}={v}" for k, v in labels.items())
+            for labels in wanted
+            if not any(
+                t.get("health") == "up" and all(t["labels"].get(k) == v for k, v in labels.items())
+                for t in in_slot
+            )
+        ]
+        if missing:
+            out.add(f"targets/{slot}/instances", False, f"not an up target: {'; '.join(missing)}")
+        else:
+            out.add(f"targets/{slot}/instances", True, f"all {len(wanted)} instances up")
     for target in targets:
         if target.get("health") == "down" and target["labels"].get("slot") in slots:
             out.add(
@@ -219,7 +241,7 @@ def evaluate(snapshot: Snapshot, expectations: Expectations | None = None) -> li
     """Every check on one snapshot of Prometheus' answers."""
     want = expectations or Expectations()
     return [
-        *check_targets(snapshot.targets, job=want.job, slots=want.slots),
+        *check_targets(snapshot.targets, job=want.job, slots=want.slots, instances=want.instances),
         *check_rules(snapshot.rules, required_alerts=want.required_alerts),
         *check_alerts(snapshot.alerts, blocking_severities=want.blocking_severities),
         *check_freshness(

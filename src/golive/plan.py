@@ -72,6 +72,10 @@ class Kubernetes(_Strict):
     replicas: Annotated[int, Field(ge=1, le=100)] = 3
     # Where golive reaches each slot; unset: through the API server's service proxy.
     slot_urls: SlotUrls = SlotUrls()
+    # The overlay whose objects labelled slot=<slot> deploy a slot (server-side apply), and
+    # the one holding the migration Job; relative paths are found from the plan's repository.
+    manifests: Path = Path("deploy/k8s/production")
+    migration: Path = Path("deploy/k8s/migration")
     poll_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
 
@@ -97,6 +101,8 @@ class Database(_Strict):
     backup_dir: Path = Path(".data/golive/backups")
     # Headroom asked of the backup disk, as a multiple of the database size.
     backup_headroom: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    # The expand migration (a local process, or the cluster's migration Job) gets this long.
+    migration_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 900
 
 
 class Secrets(_Strict):
@@ -321,6 +327,17 @@ class Plan(_Strict):
             raise ValueError(
                 f"slots.green.version ({self.slots.green.version}) must be the release version "
                 f"({self.release.version})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_judges_through_prometheus(self) -> Plan:
+        # Behind a load-balanced URL every scrape lands on one pod of many: counter deltas
+        # from it are noise. On Kubernetes the gates read a Prometheus that scrapes every pod.
+        if self.target.kind == "kubernetes" and not self.monitoring.prometheus_url:
+            raise ValueError(
+                "a kubernetes plan needs monitoring.prometheus_url: the gates sum every pod's "
+                "figures through Prometheus and never scrape through a load-balanced URL"
             )
         return self
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,23 @@ from golive.errors import DatabaseError, MigrationError
 EXPAND_COMMAND = ("credit-assessment", "db", "upgrade", "--phase", "expand")
 CONTRACT_COMMAND = ("credit-assessment", "db", "upgrade", "--phase", "contract")
 MIGRATION_TIMEOUT_S = 3600
+
+# Runs the migration command (argv, environment, timeout): a local process by default; the
+# kubernetes target runs the cluster's migration Job instead.
+Execute = Callable[[Sequence[str], Mapping[str, str], float], "subprocess.CompletedProcess[str]"]
+
+
+def run_locally(
+    command: Sequence[str], env: Mapping[str, str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - argv from the plan, no shell
+        list(command),
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +96,7 @@ def migrate(
     env: Mapping[str, str] | None = None,
     timeout_s: float = MIGRATION_TIMEOUT_S,
     error: type[DatabaseError] = MigrationError,
+    execute: Execute = run_locally,
 ) -> MigrationRun:
     """Run the migration command against ``url``; raise ``error`` if it fails."""
     before = revision(url)
@@ -86,14 +104,7 @@ def migrate(
         started_at = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     started = time.monotonic()
     try:
-        done = subprocess.run(  # noqa: S603 - argv from the plan, no shell
-            list(command),
-            env={**os.environ, **(env or {}), "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        done = execute(command, {**(env or {}), "DATABASE_URL": url}, timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise error(
             f"migration of {describe(url)} did not finish within {timeout_s:.0f}s "

@@ -23,9 +23,9 @@ from typing import Any
 from golive import journal as j
 from golive import metrics
 from golive.analysis import SourceWindow, Thresholds, Verdict, judge_thresholds
-from golive.errors import GateBreached, MetricSourceError
+from golive.errors import GateBreached, MetricSourceError, PlanError
 from golive.metrics import MetricSource
-from golive.plan import Gates, Plan
+from golive.plan import Gates, Plan, SlotName
 from golive.steps.base import StepContext, StepResult
 
 MAX_SCRAPE_ERRORS = 3
@@ -36,9 +36,26 @@ CLIENTS = "clients (background load)"
 JOURNALED = {Verdict.PASS: "passed", Verdict.FAIL: "failed", Verdict.INCONCLUSIVE: "inconclusive"}
 
 
+def slot_metrics(ctx: StepContext, slot: SlotName) -> MetricSource:
+    """One slot's figures summed over every instance: its own ``/metrics`` where that URL
+    covers them all (the local target), else the plan's Prometheus -- never a scrape through a
+    load-balanced URL, where each scrape lands on one pod of many."""
+    if ctx.target.slot_metrics_complete:
+        return metrics.create("scrape", instances=[ctx.target.slot_url(slot)])
+    url = ctx.plan.monitoring.prometheus_url
+    if not url:
+        raise PlanError(
+            [
+                "monitoring.prometheus_url: this target's slots have many instances; the gates "
+                "need a Prometheus that scrapes every one"
+            ]
+        )
+    return metrics.create("prometheus", url=url, selector=ctx.target.metric_selector(slot))
+
+
 def metric_source(ctx: StepContext) -> MetricSource:
-    """Green's own ``/metrics``, scraped directly on every target."""
-    return metrics.create("scrape", instances=[ctx.target.slot_url("green")])
+    """Green's figures, every instance of it."""
+    return slot_metrics(ctx, "green")
 
 
 def elapsed_since_first_start(ctx: StepContext, step: str) -> float:

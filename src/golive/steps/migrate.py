@@ -108,7 +108,13 @@ class Migrate:
         url = ctx.target.database_url()
         expected = migrated_revision(ctx)
         before = baseline(url)
-        run = migrate(url, expand_command(ctx.target), env=_service_env(ctx))
+        run = migrate(
+            url,
+            expand_command(ctx.target),
+            env=_service_env(ctx),
+            timeout_s=ctx.plan.database.migration_timeout_s,
+            execute=ctx.target.run_migration,
+        )
         if run.revision_after != expected:
             raise MigrationError(
                 f"the database reached revision {run.revision_after}, the clone test "

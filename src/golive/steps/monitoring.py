@@ -11,13 +11,14 @@ binary — and does not fail. Every finding goes into the journal and the report
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import httpx
 
 from golive.checks import Check
 from golive.errors import MonitoringUnavailableError
 from golive.monitoring import Expectations, PrometheusMonitoring, failures
-from golive.plan import Plan
+from golive.plan import SLOT_NAMES, Plan
 from golive.steps.base import StepContext, StepResult
 
 FLOW_TIMEOUT_S = 20.0
@@ -78,6 +79,18 @@ def check_flow(ctx: StepContext, prometheus: PrometheusMonitoring, slot: str) ->
     return Check(name, False, f"the test request was not scraped within {FLOW_TIMEOUT_S:g} s")
 
 
+def _instances(ctx: StepContext) -> dict[str, tuple[Mapping[str, str], ...]]:
+    """Every ready instance of each running slot that Prometheus must scrape on its own
+    (each pod); none where a slot is one server."""
+    wanted: dict[str, tuple[Mapping[str, str], ...]] = {}
+    for slot in SLOT_NAMES:
+        if ctx.target.slot_status(slot).running:
+            labels = tuple(i.labels for i in ctx.target.instances(slot) if i.labels)
+            if labels:
+                wanted[slot] = labels
+    return wanted
+
+
 def check_alertmanager(url: str | None) -> Check:
     if not url:
         return Check("alertmanager", True, "not configured: alert delivery not checked here")
@@ -100,7 +113,9 @@ class VerifyMonitoring:
         if url is None:
             return StepResult(skipped or "skipped", {"skipped": True, "reason": skipped})
         with PrometheusMonitoring(url) as prometheus:
-            findings = prometheus.verify(Expectations(fresh_slots=("green",)))
+            findings = prometheus.verify(
+                Expectations(fresh_slots=("green",), instances=_instances(ctx))
+            )
             if not failures(findings[:1]):  # Prometheus answers: prove data flows end to end
                 findings.append(check_flow(ctx, prometheus, "green"))
         findings.append(check_alertmanager(alertmanager))

@@ -34,9 +34,9 @@ from golive.analysis import Analysis, Gates, Histogram, ShadowCounts, StageVerdi
 from golive.analysis import judge_window as judge
 from golive.errors import GateBreached, MetricSourceError
 from golive.metrics import MetricSource
-from golive.plan import SLOT_NAMES, Plan, Stage
+from golive.plan import SLOT_NAMES, Plan, SlotName, Stage
 from golive.steps.base import StepContext, StepResult
-from golive.steps.hold import TICK_S, elapsed_since_first_start
+from golive.steps.hold import TICK_S, elapsed_since_first_start, slot_metrics
 from golive.traffic import create
 from golive.traffic.base import TrafficFlag, verify_weight
 
@@ -51,12 +51,11 @@ def flag_for(ctx: StepContext) -> TrafficFlag:
 
 
 def metric_source(ctx: StepContext) -> MetricSource:
-    """The serving slot's instances: scraped directly where a slot's URL covers all of them,
-    else through the plan's Prometheus."""
-    url = ctx.plan.monitoring.prometheus_url
-    if not ctx.target.slot_metrics_complete and url:
-        active = ctx.target.router_state().active or "green"
-        return metrics.create("prometheus", url=url, selector=f'slot="{active}"')
+    """The serving slot's instances: scraped directly where a slot's URL covers all of them
+    (following a switch), else summed over every pod of the slot through Prometheus."""
+    if not ctx.target.slot_metrics_complete:
+        active: SlotName = "blue" if ctx.target.router_state().active == "blue" else "green"
+        return slot_metrics(ctx, active)
 
     def serving() -> list[str]:
         active = ctx.target.router_state().active

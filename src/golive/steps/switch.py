@@ -108,13 +108,17 @@ class VerifySwitch:
         state = ctx.target.router_state()
         if state.active != "green":
             raise TargetError(f"the router sends new requests to {state.active}, not green")
+        endpoints = ctx.target.check_endpoints("green")
+        ctx.observer.message(f"  {endpoints}")
+        if not endpoints.passed:
+            raise TargetError(f"service endpoints: {endpoints.detail}")
         landing = observe_landing(ctx.target.service_url(), "green", consecutive=50)
         report = smoke_or_fail(ctx, ctx.target.service_url(), "the service (through the router)")
         return StepResult(
-            f"50/50 new requests on green; smoke through the service passed; "
-            f"router {state.servers}",
+            f"50/50 new requests on green; {endpoints.detail}; smoke through the service passed",
             {
                 "router": state.servers,
+                "endpoints": {"passed": endpoints.passed, "detail": endpoints.detail},
                 "smoke": report.to_json(),
                 "landing_others_seen": landing.others_seen,
             },

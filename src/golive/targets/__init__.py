@@ -39,9 +39,10 @@ def _provider(plan: Plan) -> Any:
     return importlib.import_module(module)
 
 
-def create(plan: Plan) -> Target:
-    """The plan's target."""
-    target: Target = _provider(plan).target(plan)
+def create(plan: Plan, *, dry_run: bool = False) -> Target:
+    """The plan's target; with ``dry_run`` one that records its writes and makes none."""
+    provider = _provider(plan)
+    target: Target = provider.target(plan, dry_run=True) if dry_run else provider.target(plan)
     return target
 
 

@@ -10,12 +10,24 @@ reaching the target). Steps call these and never name a kind of target; each pro
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from golive.checks import Check
 
-__all__ = ["Action", "Check", "Procedures", "RouterState", "SlotStatus", "SwitchResult", "Target"]
+__all__ = [
+    "Action",
+    "Check",
+    "Instance",
+    "Procedures",
+    "RouterState",
+    "SlotStatus",
+    "SwitchResult",
+    "Target",
+    "Write",
+]
 
 if TYPE_CHECKING:
     from golive.plan import SlotName
@@ -49,6 +61,29 @@ class SlotStatus:
 
 
 @dataclass(frozen=True)
+class Write:
+    """One change made to the target (in a dry run: one it would make), as sent."""
+
+    method: str  # PATCH, POST, DELETE, or RUN for a command
+    path: str  # the API path, or the command line
+    summary: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}" + (f"  # {self.summary}" if self.summary else "")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One serving instance of a slot: a pod, or the slot's one server on the local target."""
+
+    name: str
+    url: str  # reaches this instance alone (a pod: through the API server's pod proxy)
+    # The labels that tell this instance's series apart in Prometheus ({"pod": name}); empty
+    # where the slot's own label is enough.
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RouterState:
     """Which slot takes new requests, and each server's state as the router reports it."""
 
@@ -69,6 +104,14 @@ class Target(Protocol):
     """Deploy slots, route the service to one of them, scale them down."""
 
     kind: str
+    # A dry run: every write is recorded in ``writes`` and not made; reads are real.
+    dry_run: bool
+
+    @property
+    def writes(self) -> list[Write]:
+        """Every write made so far (in a dry run: every write it would make), in order."""
+        ...
+
     # True when a slot's /metrics at its URL covers every instance of the slot (the local
     # target: one server per slot); False where that URL reaches one instance of many, so gates
     # must read a Prometheus that scrapes them all.
@@ -120,6 +163,25 @@ class Target(Protocol):
 
     def stop(self, slot: SlotName) -> bool:
         """Take the slot out of the router and stop it (idempotent: False when not running)."""
+        ...
+
+    def instances(self, slot: SlotName) -> list[Instance]:
+        """The slot's ready instances, each reachable on its own (empty when none is ready)."""
+        ...
+
+    def metric_selector(self, slot: SlotName) -> str:
+        """PromQL label matchers for every series of ``slot`` (all its instances)."""
+        ...
+
+    def check_endpoints(self, slot: SlotName) -> Check:
+        """The service routes to exactly ``slot``'s ready instances (read back, not assumed)."""
+        ...
+
+    def run_migration(
+        self, command: Sequence[str], env: Mapping[str, str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the release's migration command where the release runs (a local process, the
+        cluster's migration Job); its exit code and output, never raising on a non-zero exit."""
         ...
 
 

@@ -7,19 +7,22 @@ told to fail: ``fail_on={"deploy:green": TargetError("...")}`` raises on that ca
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from golive.errors import TargetError
 from golive.plan import SlotName
 from golive.smoke import Dependency
-from golive.targets.base import Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.base import Check, Instance, RouterState, SlotStatus, SwitchResult, Write
 
 
 @dataclass
 class FakeTarget:
     kind: str = "fake"
     slot_metrics_complete: bool = True
+    dry_run: bool = False
     running: dict[str, str] = field(default_factory=lambda: {"blue": "1.9.0"})
     active: str | None = "blue"
     reachable: bool = True
@@ -28,6 +31,10 @@ class FakeTarget:
     calls: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=lambda: {"blue": "1.9.0", "green": "2.0.0"})
     known_dependencies: list[Dependency] = field(default_factory=list)
+
+    @property
+    def writes(self) -> list[Write]:
+        return [Write("CALL", c) for c in self.calls]
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -94,3 +101,20 @@ class FakeTarget:
         if self.active == slot:
             raise TargetError(f"refusing to stop {slot}: it serves the traffic")
         return self.running.pop(slot, None) is not None
+
+    def instances(self, slot: SlotName) -> list[Instance]:
+        url = self.slot_url(slot)
+        return [Instance(url, url)] if slot in self.running else []
+
+    def metric_selector(self, slot: SlotName) -> str:
+        return f'slot="{slot}"'
+
+    def check_endpoints(self, slot: SlotName) -> Check:
+        self._call(f"check_endpoints:{slot}")
+        return Check("endpoints fake", self.active == slot, f"the fake router serves {self.active}")
+
+    def run_migration(
+        self, command: Sequence[str], env: Mapping[str, str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        self._call("run_migration")
+        return subprocess.CompletedProcess(list(command), 0, "migrated (fake)", "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import json
 import re
 import subprocess
 import threading
@@ -17,9 +18,31 @@ from typing import Any
 
 import httpx
 
-from golive.errors import TargetError, TargetUnreachableError
+from golive.errors import KubernetesApiError, TargetError, TargetUnreachableError
+from golive.targets.base import Write
 
 _MERGE_PATCH = {"content-type": "application/merge-patch+json"}
+_APPLY_PATCH = {"content-type": "application/apply-patch+yaml"}
+FIELD_MANAGER = "golive"
+
+# Where each kind golive touches lives in the API (group/version, plural).
+API_GROUPS = {
+    "deployments": "/apis/apps/v1",
+    "jobs": "/apis/batch/v1",
+    "endpointslices": "/apis/discovery.k8s.io/v1",
+    "horizontalpodautoscalers": "/apis/autoscaling/v2",
+    "poddisruptionbudgets": "/apis/policy/v1",
+}
+PLURALS = {
+    "Deployment": "deployments",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "Job": "jobs",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "ServiceAccount": "serviceaccounts",
+    "Pod": "pods",
+}
 _PROXY_LINE = re.compile(rb"Starting to serve on 127\.0\.0\.1:(\d+)")
 PROXY_START_TIMEOUT_S = 20.0
 
@@ -95,16 +118,27 @@ class KubectlProxy:
 
 
 class KubernetesApi:
-    """The few calls the target makes, with errors that say what to do."""
+    """The few calls the target makes, with errors that say what to do.
 
-    def __init__(self, base_url: str, namespace: str, timeout_s: float) -> None:
+    With ``dry_run`` every write is recorded in ``writes`` and not sent (reads still are): a
+    dry run of the go-live lists what it would change, in order, and changes nothing.
+    """
+
+    def __init__(
+        self, base_url: str, namespace: str, timeout_s: float, *, dry_run: bool = False
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.namespace = namespace
+        self.dry_run = dry_run
+        self.writes: list[Write] = []
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
+    def collection(self, kind: str) -> str:
+        group = API_GROUPS.get(kind, "/api/v1")
+        return f"{group}/namespaces/{self.namespace}/{kind}"
+
     def path(self, kind: str, name: str) -> str:
-        group = "/apis/apps/v1" if kind == "deployments" else "/api/v1"
-        return f"{group}/namespaces/{self.namespace}/{kind}/{name}"
+        return f"{self.collection(kind)}/{name}"
 
     def version(self) -> str:
         return str(self._call("GET", "/version").get("gitVersion", "unknown"))
@@ -112,8 +146,80 @@ class KubernetesApi:
     def get(self, kind: str, name: str) -> dict[str, Any]:
         return self._call("GET", self.path(kind, name))
 
-    def merge_patch(self, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PATCH", self.path(kind, name), json=patch, headers=_MERGE_PATCH)
+    def find(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when the API says 404."""
+        try:
+            return self.get(kind, name)
+        except KubernetesApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, selector: str = "") -> list[dict[str, Any]]:
+        params = {"labelSelector": selector} if selector else None
+        body = self._call("GET", self.collection(kind), params=params)
+        return list(body.get("items") or [])
+
+    def text(self, path: str, params: dict[str, str] | None = None) -> str:
+        """A plain-text answer (pod logs)."""
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise TargetUnreachableError(
+                f"the Kubernetes API at {self.base_url} did not answer GET {path}: "
+                f"{type(exc).__name__}",
+                hint="nothing was changed; check the cluster and kubectl's context",
+            ) from exc
+        if response.status_code >= 400:
+            raise _api_error("GET", path, response, self.namespace)
+        return response.text
+
+    def merge_patch(
+        self, kind: str, name: str, patch: dict[str, Any], summary: str = ""
+    ) -> dict[str, Any]:
+        return self._write(
+            "PATCH", self.path(kind, name), summary, json=patch, headers=_MERGE_PATCH
+        )
+
+    def apply(self, obj: dict[str, Any], summary: str = "") -> dict[str, Any]:
+        """Server-side apply of ``obj`` (field manager golive, conflicts forced: golive owns
+        the fields it releases)."""
+        kind = PLURALS.get(str(obj.get("kind")))
+        if kind is None:
+            raise TargetError(f"golive does not apply objects of kind {obj.get('kind')!r}")
+        name = str(obj.get("metadata", {}).get("name", ""))
+        return self._write(
+            "PATCH",
+            self.path(kind, name),
+            summary or f"server-side apply {obj.get('kind')} {name}",
+            content=json.dumps(obj).encode(),
+            headers=_APPLY_PATCH,
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+        )
+
+    def create(self, kind: str, obj: dict[str, Any], summary: str = "") -> dict[str, Any]:
+        return self._write("POST", self.collection(kind), summary, json=obj)
+
+    def delete(self, kind: str, name: str, summary: str = "") -> bool:
+        """Delete with its dependents (a Job's pods); False when it was not there."""
+        try:
+            self._write(
+                "DELETE",
+                self.path(kind, name),
+                summary,
+                params={"propagationPolicy": "Background"},
+            )
+        except KubernetesApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def _write(self, method: str, path: str, summary: str, **kwargs: Any) -> dict[str, Any]:
+        self.writes.append(Write(method, path, summary))
+        if self.dry_run:
+            return {}
+        return self._call(method, path, **kwargs)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -126,11 +232,16 @@ class KubernetesApi:
             ) from exc
         if response.status_code >= 400:
             raise _api_error(method, path, response, self.namespace)
-        body: dict[str, Any] = response.json()
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:
+            return {}
         return body
 
 
-def _api_error(method: str, path: str, response: httpx.Response, namespace: str) -> TargetError:
+def _api_error(
+    method: str, path: str, response: httpx.Response, namespace: str
+) -> KubernetesApiError:
     try:
         message = str(response.json().get("message", ""))
     except ValueError:
@@ -138,16 +249,14 @@ def _api_error(method: str, path: str, response: httpx.Response, namespace: str)
     status = response.status_code
     what = f"{method} {path} answered {status}: {message}".rstrip(": ")
     if status in (401, 403):
-        return TargetError(
-            what,
-            hint=f"the context needs get and patch on deployments and services in {namespace}",
+        hint = (
+            f"the context needs get, list, patch, create and delete on deployments, services, "
+            f"jobs, pods (and pods/proxy, pods/log), endpointslices in {namespace}"
         )
-    if status == 404:
-        return TargetError(
-            what, hint="apply the overlays first: kubectl apply -k deploy/k8s/production"
-        )
-    if status == 409:
-        return TargetError(
-            what, hint="someone changed the object meanwhile; nothing was overwritten; run again"
-        )
-    return TargetError(what)
+    elif status == 404:
+        hint = "apply the overlays first: kubectl apply -k deploy/k8s/production"
+    elif status == 409:
+        hint = "someone changed the object meanwhile; nothing was overwritten; run again"
+    else:
+        hint = None
+    return KubernetesApiError(what, status=status, hint=hint)

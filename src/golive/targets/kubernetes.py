@@ -15,14 +15,26 @@ someone else in between is refused by the API server instead of being overwritte
 
 from __future__ import annotations
 
+import copy
 import os
+import subprocess
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from golive.errors import TargetError, TargetUnreachableError
-from golive.manifests import find_kubectl
+from golive.errors import ManifestError, TargetError, TargetUnreachableError
+from golive.manifests import find_kubectl, render
 from golive.service import service_cli
-from golive.targets.base import Action, Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.base import (
+    Action,
+    Check,
+    Instance,
+    RouterState,
+    SlotStatus,
+    SwitchResult,
+    Write,
+)
 from golive.targets.kubeapi import KubectlProxy, KubernetesApi
 
 if TYPE_CHECKING:
@@ -31,16 +43,24 @@ if TYPE_CHECKING:
 
 SLOT_LABEL = "slot"
 VERSION_ANNOTATION = "golive/version"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+JOB_NAME_LABEL = "job-name"
+LOG_LINES = 40
+# Kinds of a slot's rendered overlay golive applies; the rest (Ingress, NetworkPolicy, the
+# secrets' operator objects) belong to `kubectl apply -k deploy/k8s/production` by a person.
+SLOT_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
 
 
 class KubernetesTarget:
     kind = "kubernetes"
     slot_metrics_complete = False
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, dry_run: bool = False) -> None:
         self.plan = plan
         self.config = plan.target.kubernetes
         self.namespace = plan.target.namespace
+        self.dry_run = dry_run
+        self._dry_selected: str | None = None  # the slot a dry-run switch would select
         self._api: KubernetesApi | None = None
         self._proxy: KubectlProxy | None = None
 
@@ -56,8 +76,15 @@ class KubernetesTarget:
                     kubectl = find_kubectl() or kubectl
                 self._proxy = KubectlProxy(kubectl, self.config.context)
                 url = self._proxy.start()
-            self._api = KubernetesApi(url, self.namespace, self.config.request_timeout_s)
+            self._api = KubernetesApi(
+                url, self.namespace, self.config.request_timeout_s, dry_run=self.dry_run
+            )
         return self._api
+
+    @property
+    def writes(self) -> list[Write]:
+        """Every write sent to the API so far (in a dry run: every write it would send)."""
+        return self.api.writes
 
     def workload(self, slot: SlotName) -> str:
         return f"{self.config.workload}-{slot}"
@@ -108,33 +135,80 @@ class KubernetesTarget:
     def _service_proxy(self, service: str) -> str:
         return f"{self.api.base_url}{self.api.path('services', service)}:http/proxy"
 
+    def slot_objects(self, slot: SlotName, version: str | None = None) -> list[dict[str, Any]]:
+        """The slot's objects of the overlay (``target.kubernetes.manifests``), rendered with
+        kustomize, at the release image and the plan's replicas."""
+        version = version or self.plan.slots.of(slot).version
+        try:
+            rendered = render(self._repository_path(self.config.manifests))
+        except ManifestError as exc:
+            raise TargetError(exc.message, hint=exc.hint) from exc
+        objects = []
+        for manifest in rendered:
+            doc = copy.deepcopy(manifest.doc)
+            labels = (doc.get("metadata") or {}).get("labels") or {}
+            if manifest.kind not in SLOT_KINDS or labels.get(SLOT_LABEL) != slot:
+                continue
+            doc["metadata"]["namespace"] = self.namespace
+            if manifest.kind == "Deployment":
+                self._release(doc, version)
+            objects.append(doc)
+        if not any(o["kind"] == "Deployment" for o in objects):
+            raise TargetError(
+                f"{self.config.manifests} renders no Deployment labelled {SLOT_LABEL}={slot}",
+                hint="target.kubernetes.manifests must name the production overlay "
+                "(deploy/k8s/production)",
+            )
+        return objects
+
+    def _release(self, deployment: dict[str, Any], version: str) -> None:
+        name = deployment["metadata"]["name"]
+        spec = deployment.setdefault("spec", {})
+        spec["replicas"] = self.config.replicas
+        template = spec.setdefault("template", {})
+        template.setdefault("metadata", {}).setdefault("annotations", {})[VERSION_ANNOTATION] = (
+            version
+        )
+        containers = _containers(deployment)
+        containers[_container_index(containers, self.config.container, name)]["image"] = self.image(
+            version
+        )
+
+    def _repository_path(self, path: Path) -> Path:
+        """A manifests path as given, else relative to the repository the plan lives in."""
+        if path.is_absolute() or path.exists():
+            return path
+        for parent in self.plan.source.resolve().parents:
+            if (parent / path).exists():
+                return parent / path
+        raise TargetError(
+            f"{path} does not exist here",
+            hint="run golive from the repository root, or give target.kubernetes.manifests / "
+            "migration as absolute paths",
+        )
+
     def deploy(self, slot: SlotName, version: str | None = None) -> bool:
+        """Server-side apply of the slot's overlay (field manager golive) at the release image;
+        False when the Deployment already runs that image at the plan's replicas."""
         version = version or self.plan.slots.of(slot).version
         image = self.image(version)
         name = self.workload(slot)
-        deployment = self.api.get("deployments", name)
-        containers = _containers(deployment)
-        index = _container_index(containers, self.config.container, name)
-        replicas = int(deployment.get("spec", {}).get("replicas") or 0)
-        if containers[index].get("image") == image and replicas == self.config.replicas:
-            return False
-        containers = [dict(c) for c in containers]
-        containers[index]["image"] = image
-        self.api.merge_patch(
-            "deployments",
-            name,
-            _guarded(
-                deployment,
-                {
-                    "replicas": self.config.replicas,
-                    "template": {
-                        "metadata": {"annotations": {VERSION_ANNOTATION: version}},
-                        "spec": {"containers": containers},
-                    },
-                },
-            ),
-        )
+        current = self.api.find("deployments", name)
+        if current is not None:
+            containers = _containers(current)
+            index = _container_index(containers, self.config.container, name)
+            replicas = int(current.get("spec", {}).get("replicas") or 0)
+            if containers[index].get("image") == image and replicas == self.config.replicas:
+                return False
+        for obj in self.slot_objects(slot, version):
+            what = f"server-side apply {obj['kind']} {obj['metadata']['name']}"
+            if obj["kind"] == "Deployment":
+                what += f": image {image}, {self.config.replicas} replicas"
+            self.api.apply(obj, what)
+        if self.dry_run:
+            return True
         after = _containers(self.api.get("deployments", name))
+        index = _container_index(after, self.config.container, name)
         if after[index].get("image") != image:
             raise TargetError(f"{name}: the image reads {after[index].get('image')}, not {image}")
         return True
@@ -188,12 +262,15 @@ class KubernetesTarget:
             "deployments",
             name,
             _guarded(deployment, {"replicas": 0}),
+            f"scale {name} to 0 replicas",
         )
         return True
 
     # --- the live Service -----------------------------------------------------------------------
 
     def _selected(self) -> str | None:
+        if self._dry_selected is not None:
+            return self._dry_selected
         service = self.api.get("services", self.plan.target.service)
         selector = service.get("spec", {}).get("selector") or {}
         return selector.get(SLOT_LABEL)
@@ -214,7 +291,7 @@ class KubernetesTarget:
         if before == slot:
             return SwitchResult(before, slot, changed=False, command="", elapsed_ms=0.0)
         rollout = Rollout.of(self.api.get("deployments", self.workload(slot)))
-        if not rollout.complete:
+        if not rollout.complete and not self.dry_run:
             raise TargetError(
                 f"refusing to switch: {self.workload(slot)} is not ready ({rollout.summary()}); "
                 "nothing was changed"
@@ -228,12 +305,164 @@ class KubernetesTarget:
             "services",
             name,
             _guarded(service, {"selector": {SLOT_LABEL: slot}}),
+            f"the Service {name} selects {slot} (was {before})",
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
+        if self.dry_run:
+            self._dry_selected = slot
+            return SwitchResult(before, slot, changed=True, command=command, elapsed_ms=0.0)
         after = self._selected()
         if after != slot:
             raise TargetError(f"switch to {slot} not verified: the Service selects {after}")
         return SwitchResult(before, slot, changed=True, command=command, elapsed_ms=elapsed_ms)
+
+    # --- instances: the pods behind a Service --------------------------------------------------
+
+    def _ready_endpoints(self, service: str) -> dict[str, int]:
+        """Pod name -> port of every ready endpoint of ``service`` (its EndpointSlices)."""
+        found: dict[str, int] = {}
+        for endpoint_slice in self.api.list("endpointslices", f"{SERVICE_NAME_LABEL}={service}"):
+            ports = endpoint_slice.get("ports") or []
+            port = next((p.get("port") for p in ports if p.get("port")), None)
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                ref = endpoint.get("targetRef") or {}
+                ready = (endpoint.get("conditions") or {}).get("ready")
+                if ref.get("kind") == "Pod" and ref.get("name") and ready is not False and port:
+                    found[str(ref["name"])] = int(port)
+        return found
+
+    def instances(self, slot: SlotName) -> list[Instance]:
+        """The slot's ready pods (EndpointSlices of its Service), each reached through the API
+        server's pod proxy, so every pod is read on its own."""
+        pods = self._ready_endpoints(self.workload(slot))
+        base = f"{self.api.base_url}/api/v1/namespaces/{self.namespace}/pods"
+        return [
+            Instance(name, f"{base}/{name}:{port}/proxy", {"pod": name})
+            for name, port in sorted(pods.items())
+        ]
+
+    def metric_selector(self, slot: SlotName) -> str:
+        """Every pod of the slot as the ServiceMonitor labels them (job, namespace, slot)."""
+        return f'job="credit-assessment",namespace="{self.namespace}",{SLOT_LABEL}="{slot}"'
+
+    def _ready_pods(self, slot: SlotName) -> set[str]:
+        selector = f"app={self.config.workload},{SLOT_LABEL}={slot}"
+        ready = set()
+        for pod in self.api.list("pods", selector):
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                ready.add(str(pod["metadata"]["name"]))
+        return ready
+
+    def check_endpoints(self, slot: SlotName) -> Check:
+        """The live Service's EndpointSlices hold exactly ``slot``'s ready pods."""
+        service = self.plan.target.service
+        routed = set(self._ready_endpoints(service))
+        wanted = self._ready_pods(slot)
+        name = f"endpoints {service}"
+        if not wanted:
+            return Check(name, False, f"{slot} has no ready pod")
+        if routed == wanted:
+            return Check(
+                name,
+                True,
+                f"exactly {slot}'s {len(wanted)} ready pods: {', '.join(sorted(wanted))}",
+            )
+        extra, missing = sorted(routed - wanted), sorted(wanted - routed)
+        return Check(
+            name,
+            False,
+            f"not exactly {slot}'s ready pods: "
+            + "; ".join(
+                part
+                for part in (
+                    f"routes to {', '.join(extra)} too" if extra else "",
+                    f"lacks {', '.join(missing)}" if missing else "",
+                )
+                if part
+            ),
+        )
+
+    # --- the migration Job ------------------------------------------------------------------
+
+    def migration_job(self) -> dict[str, Any]:
+        """The migration Job of ``target.kubernetes.migration`` at the release image."""
+        try:
+            rendered = render(self._repository_path(self.config.migration))
+        except ManifestError as exc:
+            raise TargetError(exc.message, hint=exc.hint) from exc
+        jobs = [m.doc for m in rendered if m.kind == "Job"]
+        if len(jobs) != 1:
+            raise TargetError(
+                f"{self.config.migration} renders {len(jobs)} Jobs, not one",
+                hint="target.kubernetes.migration must name the migration overlay "
+                "(deploy/k8s/migration)",
+            )
+        job = copy.deepcopy(jobs[0])
+        job["metadata"]["namespace"] = self.namespace
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            container["image"] = self.image(self.plan.release.version)
+        return job
+
+    def run_migration(
+        self, command: Sequence[str], env: Mapping[str, str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the migration as the cluster does: the Job, replaced, waited for, its logs read.
+
+        ``command`` must be the Job's own command (the one golive tested on the clone);
+        ``env`` is the operator's and is not sent: the Job has its secrets from the cluster.
+        """
+        job = self.migration_job()
+        name = job["metadata"]["name"]
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        runs = [*container.get("command", []), *container.get("args", [])]
+        if list(runs[1:]) != list(command[1:]):
+            raise TargetError(
+                f"the migration Job runs {' '.join(runs)!r}, golive tested "
+                f"{' '.join(['credit-assessment', *command[1:]])!r} on the clone",
+                hint=f"make {self.config.migration} run the expand phase",
+            )
+        if self.api.delete("jobs", name, f"remove the previous migration Job {name}"):
+            self._wait_gone("jobs", name, 60.0)
+        self.api.create("jobs", job, f"create the migration Job {name} ({container['image']})")
+        if self.dry_run:
+            return subprocess.CompletedProcess(runs, 0, "", "")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.api.get("jobs", name).get("status") or {}
+            conditions = {
+                c.get("type"): c
+                for c in status.get("conditions") or []
+                if c.get("status") == "True"
+            }
+            if "Complete" in conditions or "Failed" in conditions:
+                logs = self._job_logs(name)
+                if "Complete" in conditions:
+                    return subprocess.CompletedProcess(runs, 0, logs, "")
+                why = conditions["Failed"].get("message") or conditions["Failed"].get("reason")
+                return subprocess.CompletedProcess(runs, 1, logs, f"{logs}\nJob failed: {why}")
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(runs, timeout_s, self._job_logs(name))
+            time.sleep(self.config.poll_s)
+
+    def _job_logs(self, job: str) -> str:
+        lines = []
+        for pod in self.api.list("pods", f"{JOB_NAME_LABEL}={job}"):
+            pod_name = pod["metadata"]["name"]
+            text = self.api.text(
+                f"{self.api.path('pods', pod_name)}/log", params={"tailLines": str(LOG_LINES)}
+            )
+            lines.append(f"--- pod {pod_name}\n{text.rstrip()}")
+        return "\n".join(lines) or f"(job {job} left no pod logs)"
+
+    def _wait_gone(self, kind: str, name: str, timeout_s: float) -> None:
+        if self.dry_run:
+            return
+        deadline = time.monotonic() + timeout_s
+        while self.api.find(kind, name) is not None:
+            if time.monotonic() > deadline:
+                raise TargetError(f"{kind}/{name} was not deleted within {timeout_s:g}s")
+            time.sleep(self.config.poll_s)
 
     # --- reachability -------------------------------------------------------------------------
 
@@ -414,8 +643,8 @@ class KubernetesProcedures:
         ]
 
 
-def target(plan: Plan) -> KubernetesTarget:
-    return KubernetesTarget(plan)
+def target(plan: Plan, *, dry_run: bool = False) -> KubernetesTarget:
+    return KubernetesTarget(plan, dry_run=dry_run)
 
 
 def procedures(plan: Plan) -> KubernetesProcedures:

@@ -18,18 +18,28 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
-from golive.errors import TargetError, TargetUnreachableError
+from golive.errors import TargetError, TargetUnreachableError, UsageError
 from golive.plan import Plan, SlotName
 from golive.service import service_cli
 from golive.smoke import Dependency
-from golive.targets.base import Action, Check, RouterState, SlotStatus, SwitchResult
+from golive.targets.base import (
+    Action,
+    Check,
+    Instance,
+    RouterState,
+    SlotStatus,
+    SwitchResult,
+    Write,
+)
 from golive.targets.haproxy import RuntimeApi, find_haproxy
 from golive.targets.processes import ProcessRecord, spawn
 
@@ -52,6 +62,11 @@ def pg_bin(tool: str) -> str:
 class LocalTarget:
     kind = "local"
     slot_metrics_complete = True
+    dry_run = False  # the rehearsal is the local target's dry run
+
+    @property
+    def writes(self) -> list[Write]:
+        return []  # processes and HAProxy commands are journaled by the steps
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -161,6 +176,40 @@ class LocalTarget:
         return SwitchResult(before, slot, changed=True, command=command, elapsed_ms=elapsed_ms)
 
     # --- slots ----------------------------------------------------------------------------------
+
+    def instances(self, slot: SlotName) -> list[Instance]:
+        """One server per slot, named by its URL: the slot itself (its /metrics covers it all)."""
+        url = self.slot_url(slot)
+        return [Instance(url, url)] if self.slot_status(slot).running else []
+
+    def metric_selector(self, slot: SlotName) -> str:
+        return f'job="credit-assessment",slot="{slot}"'
+
+    def check_endpoints(self, slot: SlotName) -> Check:
+        """HAProxy sends new requests to ``slot`` alone, and sees it up."""
+        servers = self.api.servers()
+        serving = sorted(name for name, state in servers.items() if state.serving)
+        up = servers[slot].up if slot in servers else False
+        passed = serving == [slot] and up
+        return Check(
+            "endpoints router",
+            passed,
+            f"HAProxy serves {', '.join(serving) or 'no server'}; {slot} "
+            f"{'up' if up else 'not up'} in its health checks",
+        )
+
+    def run_migration(
+        self, command: Sequence[str], env: Mapping[str, str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        """The service's migration command as a local process."""
+        return subprocess.run(  # noqa: S603 - argv from the plan, no shell
+            list(command),
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
 
     def slot_url(self, slot: SlotName) -> str:
         return f"http://127.0.0.1:{self.plan.slots.of(slot).port}"
@@ -391,7 +440,14 @@ class LocalProcedures:
         ]
 
 
-def target(plan: Plan) -> LocalTarget:
+def target(plan: Plan, *, dry_run: bool = False) -> LocalTarget:
+    if dry_run:
+        raise UsageError(
+            "--dry-run lists the writes a kubernetes go-live would make; the local target has "
+            "no API to preview",
+            hint="`golive rehearse` is the local target's full rehearsal; `golive runbook PLAN` "
+            "lists every step's commands",
+        )
     return LocalTarget(plan)
 
 

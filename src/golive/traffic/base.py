@@ -20,9 +20,13 @@ import httpx
 
 from golive.errors import TargetError, TrafficFlagError
 from golive.plan import SLOT_NAMES
+from golive.targets.base import Instance
 
 if TYPE_CHECKING:
     from golive.targets.base import Target
+
+# An instance to read the flag from: its URL (named by it), or a named ``Instance`` (a pod).
+Endpoint = str | Instance
 
 FLAG_KEY = "new-credit-assessment-enabled"
 
@@ -47,7 +51,7 @@ class InstancePoller:
 
     def __init__(
         self,
-        instances: Sequence[str] | Callable[[], Sequence[str]],
+        instances: Sequence[Endpoint] | Callable[[], Sequence[Endpoint]],
         key: str,
         *,
         timeout_s: float = 2.0,
@@ -65,34 +69,40 @@ class InstancePoller:
             limits=httpx.Limits(max_keepalive_connections=0),
         )
 
-    def instances(self, given: Sequence[str] | None = None) -> list[str]:
+    def instances(self, given: Sequence[Endpoint] | None = None) -> list[Instance]:
         found = (
             given
             if given is not None
             else (self._instances() if callable(self._instances) else self._instances)
         )
-        return [url.rstrip("/") for url in found]
+        return [
+            Instance(e.rstrip("/"), e.rstrip("/"))
+            if isinstance(e, str)
+            else Instance(e.name, e.url.rstrip("/"), e.labels)
+            for e in found
+        ]
 
-    def read(self, instance: str) -> InstanceFlags:
+    def read(self, instance: Endpoint) -> InstanceFlags:
+        if isinstance(instance, str):
+            instance = Instance(instance.rstrip("/"), instance.rstrip("/"))
+        name = instance.name
         try:
-            response = self._http.get(f"{instance}/flags")
+            response = self._http.get(f"{instance.url}/flags")
             body = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError) as exc:
-            return InstanceFlags(instance, None, None, f"unreachable: {type(exc).__name__}")
+            return InstanceFlags(name, None, None, f"unreachable: {type(exc).__name__}")
         if not isinstance(body, dict):
-            return InstanceFlags(
-                instance, None, None, f"GET /flags answered {response.status_code}"
-            )
+            return InstanceFlags(name, None, None, f"GET /flags answered {response.status_code}")
         flag = (body.get("flags") or {}).get(self.key) or {}
         weight = flag.get("weightPercent") if isinstance(flag, dict) else None
         return InstanceFlags(
-            instance,
+            name,
             body.get("flagSetVersion"),
             int(weight) if isinstance(weight, int | float) else None,
             body.get("problem"),
         )
 
-    def read_weights(self, instances: Sequence[str] | None = None) -> dict[str, int]:
+    def read_weights(self, instances: Sequence[Endpoint] | None = None) -> dict[str, int]:
         states = [self.read(instance) for instance in self.instances(instances)]
         unread = [s for s in states if s.weight is None]
         if unread:
@@ -103,7 +113,7 @@ class InstancePoller:
 
     def wait_for(
         self,
-        instances: Sequence[str] | None,
+        instances: Sequence[Endpoint] | None,
         percent: int,
         version: str | None,
         timeout_s: float,
@@ -114,15 +124,15 @@ class InstancePoller:
             raise TrafficFlagError("no serving instances to verify the traffic flag on")
         deadline = time.monotonic() + timeout_s
         latest: dict[str, InstanceFlags] = {}
-        matched = dict.fromkeys(targets, 0)  # matching reads in a row
+        matched = {i.name: 0 for i in targets}  # matching reads in a row
         while True:
             for instance in targets:
-                if matched[instance] >= self.confirmations:
+                if matched[instance.name] >= self.confirmations:
                     continue
-                latest[instance] = state = self.read(instance)
+                latest[instance.name] = state = self.read(instance)
                 ok = state.weight == percent and (version is None or state.version == version)
-                matched[instance] = matched[instance] + 1 if ok else 0
-            pending = [i for i in targets if matched[i] < self.confirmations]
+                matched[instance.name] = matched[instance.name] + 1 if ok else 0
+            pending = [i.name for i in targets if matched[i.name] < self.confirmations]
             if not pending:
                 return latest
             if time.monotonic() >= deadline:
@@ -154,7 +164,7 @@ class TrafficFlag(Protocol):
 
     def verify(
         self,
-        instances: Sequence[str] | None = None,
+        instances: Sequence[Endpoint] | None = None,
         percent: int | None = None,
         timeout_s: float = 30.0,
     ) -> Mapping[str, InstanceFlags]:
@@ -179,9 +189,15 @@ class PolledFlag:
         return self._poller.read_weights()
 
 
-def serving_instances(target: Target) -> list[str]:
-    """URLs of every slot that runs (both evaluate the flag while both run)."""
-    return [target.slot_url(s) for s in SLOT_NAMES if target.slot_status(s).running]
+def serving_instances(target: Target) -> list[Instance]:
+    """Every ready instance of every slot that runs (both evaluate the flag while both run):
+    each pod on its own where a slot has many."""
+    return [
+        instance
+        for slot in SLOT_NAMES
+        if target.slot_status(slot).running
+        for instance in target.instances(slot)
+    ]
 
 
 def verify_weight(flag: TrafficFlag, percent: int, timeout_s: float = 30.0) -> dict[str, int]:

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from golive.errors import TrafficFlagError
 from golive.manifests import find_kubectl
+from golive.targets.base import Write
 from golive.traffic.base import (
     FLAG_KEY,
+    Endpoint,
     InstanceFlags,
     InstancePoller,
     PolledFlag,
@@ -82,9 +84,10 @@ class ConfigMapFlag(PolledFlag):
         *,
         data_key: str = DATA_KEY,
         run: Run | None = None,
-        instances: Sequence[str] | Callable[[], Sequence[str]] = (),
+        instances: Sequence[Endpoint] | Callable[[], Sequence[Endpoint]] = (),
         poll_s: float = 1.0,
         context: str | None = None,
+        record: Callable[[Write], None] | None = None,
     ) -> None:
         self.namespace = namespace
         self.context = context
@@ -93,6 +96,7 @@ class ConfigMapFlag(PolledFlag):
         self.data_key = data_key
         self._run = run or kubectl_runner()
         self._poller = InstancePoller(instances, flag_key, poll_s=poll_s, confirmations=3)
+        self._record = record  # a dry run: the patch is recorded, not sent
 
     def _kubectl(self, *args: str) -> str:
         context = ["--context", self.context] if self.context else []
@@ -118,6 +122,17 @@ class ConfigMapFlag(PolledFlag):
         check_percent(percent)
         content = with_weight(self._document(), self.key, percent)
         patch = json.dumps({"data": {self.data_key: content}})
+        if self._record is not None:
+            context = f"--context {self.context} " if self.context else ""
+            self._record(
+                Write(
+                    "RUN",
+                    f"kubectl {context}-n {self.namespace} patch configmap {self.name} "
+                    f"--type merge -p <{self.data_key} with {self.key} at {percent}%>",
+                    f"traffic flag {self.key} to {percent}%",
+                )
+            )
+            return
         self._kubectl("patch", "configmap", self.name, "--type", "merge", "-p", patch)
 
     def version(self) -> str:
@@ -126,7 +141,7 @@ class ConfigMapFlag(PolledFlag):
 
     def verify(
         self,
-        instances: Sequence[str] | None = None,
+        instances: Sequence[Endpoint] | None = None,
         percent: int | None = None,
         timeout_s: float = KUBELET_SYNC_S,
     ) -> dict[str, InstanceFlags]:
@@ -149,4 +164,5 @@ def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
         run=kubectl_runner(kubectl),
         instances=lambda: serving_instances(target),
         context=plan.target.kubernetes.context,
+        record=target.writes.append if target.dry_run else None,
     )

@@ -31,6 +31,7 @@ import httpx
 from golive.errors import TrafficFlagError
 from golive.traffic.base import (
     FLAG_KEY,
+    Endpoint,
     InstanceFlags,
     InstancePoller,
     PolledFlag,
@@ -56,7 +57,7 @@ class FlagdFileFlag(PolledFlag):
         path: str | Path,
         flag_key: str = FLAG_KEY,
         *,
-        instances: Sequence[str] | Callable[[], Sequence[str]] = (),
+        instances: Sequence[Endpoint] | Callable[[], Sequence[Endpoint]] = (),
         timeout_s: float = 2.0,
         poll_s: float = 0.2,
         confirmations: int = 1,
@@ -126,7 +127,7 @@ class FlagdFileFlag(PolledFlag):
 
     def verify(
         self,
-        instances: Sequence[str] | None = None,
+        instances: Sequence[Endpoint] | None = None,
         percent: int | None = None,
         timeout_s: float = 30.0,
     ) -> dict[str, InstanceFlags]:

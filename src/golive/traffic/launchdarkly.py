@@ -32,6 +32,7 @@ import httpx
 from golive.errors import TrafficFlagError
 from golive.traffic.base import (
     FLAG_KEY,
+    Endpoint,
     InstanceFlags,
     InstancePoller,
     PolledFlag,
@@ -81,7 +82,7 @@ class LaunchDarklyFlag(PolledFlag):
         complement_variation: int | None = 1,
         api_key: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
-        instances: Sequence[str] | Callable[[], Sequence[str]] = (),
+        instances: Sequence[Endpoint] | Callable[[], Sequence[Endpoint]] = (),
         timeout_s: float = 10.0,
         attempts: int = 3,
         transport: httpx.BaseTransport | None = None,
@@ -146,7 +147,7 @@ class LaunchDarklyFlag(PolledFlag):
 
     def verify(
         self,
-        instances: Sequence[str] | None = None,
+        instances: Sequence[Endpoint] | None = None,
         percent: int | None = None,
         timeout_s: float = 60.0,
     ) -> dict[str, InstanceFlags]:

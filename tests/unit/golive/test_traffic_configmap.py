@@ -65,10 +65,29 @@ def test_the_plan_gives_the_flag_the_kubernetes_targets_context() -> None:
     import yaml
 
     from golive.plan import parse
+    from golive.targets.fake import FakeTarget
     from golive.traffic.configmap import from_plan
 
     production = Path(__file__).resolve().parents[3] / "deploy/golive/production.yaml"
     data = yaml.safe_load(production.read_text(encoding="utf-8"))
     data["target"]["kubernetes"] = {"context": "lusaka-prod"}
-    flag = from_plan(parse(yaml.safe_dump(data), "production.yaml"), None)  # type: ignore[arg-type]
+    flag = from_plan(parse(yaml.safe_dump(data), "production.yaml"), FakeTarget())
     assert (flag.namespace, flag.context) == ("credit-assessment", "lusaka-prod")
+
+
+def test_a_dry_run_records_the_patch_and_sends_nothing() -> None:
+    from golive.targets.base import Write
+
+    sent: list[list[str]] = []
+    document = json.dumps({"flags": {FLAG_KEY: {"state": "ENABLED"}}})
+
+    def run(args: Sequence[str]) -> str:
+        sent.append(list(args))
+        return json.dumps({"data": {"flags.json": document}})
+
+    recorded: list[Write] = []
+    flag = ConfigMapFlag("credit-assessment", run=run, record=recorded.append)
+    flag.set_weight(50)
+    assert [a[a.index("-n") + 2] for a in sent] == ["get"], "only the read was sent"
+    assert len(recorded) == 1 and "patch configmap credit-assessment-flags" in recorded[0].path
+    assert "50%" in recorded[0].summary
