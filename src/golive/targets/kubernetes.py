@@ -611,16 +611,19 @@ class KubernetesProcedures:
 
     def migrate(self) -> list[str]:
         return [
-            "kubectl kustomize deploy/k8s/migration | kubectl apply --dry-run=server -f -",
-            "kubectl delete job db-migration --ignore-not-found",
-            "kubectl apply -k deploy/k8s/migration   # credit-assessment db upgrade --phase expand",
+            f"kubectl kustomize {self.plan.target.kubernetes.migration} "
+            "| kubectl apply --dry-run=server -f -",
+            "kubectl delete job db-migration --ignore-not-found --wait",
+            f"kubectl apply -k {self.plan.target.kubernetes.migration}   "
+            "# credit-assessment db upgrade --phase expand",
             "kubectl wait --for=condition=complete job/db-migration --timeout=900s",
             "kubectl logs job/db-migration",
         ]
 
     def deploy(self, slot: SlotName) -> list[str]:
         return [
-            f"kubectl apply -k deploy/k8s/production -l slot={slot} --namespace={self.namespace}",
+            f"kubectl kustomize {self.plan.target.kubernetes.manifests} | kubectl apply -f - "
+            f"-l slot={slot} --namespace={self.namespace} --server-side --field-manager=golive",
             f"kubectl rollout status deployment/credit-assessment-{slot} --timeout=300s",
         ]
 
