@@ -307,11 +307,17 @@ class Plan(_Strict):
     rehearsal: Rehearsal = Rehearsal()
     validation: PlanValidation = PlanValidation()
     _source: Path = PrivateAttr(default=Path("<plan>"))
+    _bases: tuple[Path, ...] = PrivateAttr(default=())
 
     @property
     def source(self) -> Path:
         """Where the plan was read from."""
         return self._source
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        """Every file the plan was built from: the plans it extends, then itself."""
+        return (*self._bases, self._source)
 
     def slot_address(self, slot: SlotName) -> str:
         """Where an operator reaches a slot directly, for the runbook's commands."""
@@ -389,23 +395,106 @@ def _problems(source: str, root: yaml.Node | None, exc: ValidationError) -> list
     return problems
 
 
-def parse(text: str, source: str = "<plan>") -> Plan:
-    """Validate plan text; PlanError names the file, the line and the field of every problem."""
+EXTENDS = "extends"
+MAX_EXTENDS = 5
+
+
+def merge(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``: mappings merge key by key; a list of mappings over a list
+    of mappings of the same length merges item by item (``stages[1].dwell_s`` alone); anything
+    else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge(base[key], value) if key in base else value
+        return merged
+    if (
+        isinstance(base, list)
+        and isinstance(override, list)
+        and len(base) == len(override)
+        and all(isinstance(item, dict) for item in [*base, *override])
+    ):
+        return [merge(b, o) for b, o in zip(base, override, strict=True)]
+    return override
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         raise PlanError([f"{source}:{line}: not valid YAML: {exc}"]) from exc
+
+
+def _has(node: yaml.Node | None, loc: tuple[int | str, ...]) -> bool:
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return False
+        if node is None:
+            return False
+    return True
+
+
+def parse(text: str, source: str = "<plan>") -> Plan:
+    """Validate plan text; PlanError names the file, the line and the field of every problem.
+
+    A plan may start with ``extends: PATH`` (relative to its own file): the plan at PATH, with
+    this file's keys laid over it (``merge``) -- an override that compresses the timings of a
+    shipped plan for a test, for example, without a copy of it.
+    """
+    root, data = _compose(text, source)
     if not isinstance(data, dict):
         raise PlanError([f"{source}:1: (top level): the plan must be a mapping"])
+    layers = [(source, root)]
+    bases: list[Path] = []
+    while EXTENDS in data:
+        base_path = Path(str(data.pop(EXTENDS)))
+        if not base_path.is_absolute():
+            base_path = Path(layers[-1][0]).parent / base_path
+        if len(bases) >= MAX_EXTENDS or base_path in bases:
+            raise PlanError([f"{source}:1: extends: a cycle, or more than {MAX_EXTENDS} levels"])
+        try:
+            base_text = base_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            line = line_of(layers[-1][1], (EXTENDS,))
+            raise PlanError(
+                [f"{layers[-1][0]}:{line}: extends: {base_path} cannot be read: {exc.strerror}"]
+            ) from exc
+        base_root, base_data = _compose(base_text, str(base_path))
+        if not isinstance(base_data, dict):
+            raise PlanError([f"{base_path}:1: (top level): the plan must be a mapping"])
+        bases.insert(0, base_path)
+        layers.append((str(base_path), base_root))
+        data = merge(base_data, data)
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(_problems(source, root, exc)) from exc
+        raise PlanError(_layered_problems(layers, exc)) from exc
     plan._source = Path(source)
+    plan._bases = tuple(bases)
     return plan
+
+
+def _layered_problems(
+    layers: list[tuple[str, yaml.Node | None]], exc: ValidationError
+) -> list[str]:
+    """Each problem at the line of the file that set the field (the override, else a base)."""
+    if len(layers) == 1:
+        return _problems(layers[0][0], layers[0][1], exc)
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        where, node = next(((s, n) for s, n in layers if _has(n, loc)), layers[-1])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not part of the plan format)"
+        problems.append(f"{where}:{line_of(node, loc)}: {_path(loc)}: {message}")
+    return problems
 
 
 def load(path: Path | str) -> Plan:

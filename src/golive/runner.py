@@ -82,7 +82,9 @@ class _SignalGuard:
 
 def plan_digest(plan: Plan) -> str:
     try:
-        return hashlib.sha256(plan.source.read_bytes()).hexdigest()
+        if len(plan.sources) == 1:
+            return hashlib.sha256(plan.source.read_bytes()).hexdigest()
+        return hashlib.sha256(b"".join(p.read_bytes() for p in plan.sources)).hexdigest()
     except OSError:
         return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
 
