@@ -75,6 +75,10 @@ class LoadPlan:
     # The rate rises linearly from 0 over the first ramp_s seconds, as traffic reaches a
     # long-running release: never all at once on cold caches.
     ramp_s: float = 0.0
+    # Each connection is closed after this many answers and a new one opened (0: kept for the
+    # whole run), as clients behind a connection limit do: behind a Service whose selector
+    # changes (kube-proxy keeps a connection on the pod it chose), new connections follow.
+    requests_per_connection: int = 0
 
     def total(self) -> int:
         """How many requests the whole run sends."""
@@ -105,6 +109,8 @@ class LoadPlan:
             raise LoadError(f"duration must be in (0, {MAX_DURATION_S}] s")
         if self.connections < 1:
             raise LoadError("connections must be at least 1")
+        if self.requests_per_connection < 0:
+            raise LoadError("requests_per_connection must be 0 (unlimited) or more")
         if not 0 <= self.ramp_s <= self.duration_s:
             raise LoadError("the ramp must last between 0 s and the whole duration")
         return host, parts.port or 80
@@ -338,6 +344,7 @@ async def run_load(
 
     async def worker() -> None:
         conn = _Connection(host, port)
+        answered = 0  # on this connection
         try:
             while (index := await tickets.get()) is not None:
                 scheduled = plan.offset_s(index)
@@ -351,9 +358,14 @@ async def run_load(
                         tag = plan.classify(status, headers, body)
                     if plan.note is not None:
                         note = plan.note(status, headers, body)
+                    answered += 1
+                    if answered == plan.requests_per_connection:
+                        conn.close()
+                        answered = 0
                 except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     error = type(exc).__name__
                     conn.close()
+                    answered = 0
                 latency = time.perf_counter() - start - scheduled
                 outcome = Outcome(scheduled, latency, status, error, tag, note)
                 outcomes.append(outcome)

@@ -8,6 +8,7 @@ holds the GIL for over a second in one C call while the load runs.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Slot", "green")
+        self.send_header("X-Peer", str(self.client_address[1]))
         self.end_headers()
         self.wfile.write(body)
 
@@ -109,6 +111,26 @@ def test_what_the_plan_notes_of_each_answer_comes_back_with_it(server: str) -> N
     assert result.count > 0
     assert {o.note for o in result.outcomes} == {"200:green"}
     assert seen == []
+
+
+def test_connections_are_renewed_after_their_quota_of_answers(server: str) -> None:
+    """Behind a Service whose selector changes, only new connections reach the new pods."""
+
+    def peer(status: int, headers: dict[str, str], body: bytes) -> str:
+        return headers.get("x-peer", "")
+
+    kept = LoadPlan(server, "/", rate_per_s=100, duration_s=60, connections=2, note=peer)
+    renewed = dataclasses.replace(kept, requests_per_connection=5)
+    for plan in (kept, renewed):
+        load = BackgroundLoad(plan).start()
+        time.sleep(1.0)
+        result = load.stop()
+        assert result.failed == 0 and result.count >= 40
+        peers = {o.note for o in result.outcomes}
+        if plan is kept:
+            assert len(peers) <= 2, peers
+        else:
+            assert len(peers) >= result.count // 5 - 2, (len(peers), result.count)
 
 
 def test_a_load_that_cannot_connect_is_counted_as_failed_not_lost() -> None:

@@ -17,6 +17,7 @@ from golive.load import LoadError, LoadPlan, LoadResult, Outcome
         (LoadPlan("http://127.0.0.1:8080", "/", 1e9, 1), "rate"),
         (LoadPlan("http://127.0.0.1:8080", "/", 10, 86_400), "duration"),
         (LoadPlan("http://127.0.0.1:8080", "/", 10, 1, connections=0), "connections"),
+        (LoadPlan("http://127.0.0.1:8080", "/", 10, 1, requests_per_connection=-1), "0 .unlimited"),
     ],
 )
 def test_bad_plans_are_refused(plan: LoadPlan, says: str) -> None:
