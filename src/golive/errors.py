@@ -61,6 +61,8 @@ operators.
     14    ├── ValidationGateFailed      the validate step with validation.gate: true
           │                             -> ValidationRolledBack
     8     ├── MetricSourceError         a metric source could not answer -> StepFailed
+    8     ├── CredentialError           the plan's auth gave no token (variable unset, file
+          │                             missing, command failed or printed none) -> StepFailed
     8     └── MonitoringUnavailableError  Prometheus unreachable, or monitoring not live
                                         -> StepFailed
 
@@ -447,6 +449,16 @@ class MetricSourceError(GoLiveError):
     default_hint = (
         "the measurement counts as an ERROR; after consecutive_error_limit errors in a row the "
         "stage fails and traffic returns to legacy. Check the source's address and health."
+    )
+
+
+class CredentialError(GoLiveError):
+    """The plan's ``auth`` gave no token: variable unset, file unreadable, command failed."""
+
+    exit_code = StepFailed.exit_code
+    default_hint = (
+        "fix the plan's auth section (token_env, token_file or token_command; docs/golive.md) "
+        "and resume with `golive run PLAN --resume`"
     )
 
 
