@@ -203,6 +203,9 @@ class Stage(_Strict):
     dwell_s: Annotated[float, Field(ge=0)]
     deadline_s: Annotated[float, Field(gt=0)] | None = None
     gates: Gates | None = None
+    # manual: once the gates pass at the end of the dwell, the stage waits (still judging) until
+    # a person runs `golive approve`; the approval closes this stage, so the next one starts.
+    approval: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="after")
     def _deadline_after_dwell(self) -> Stage:
