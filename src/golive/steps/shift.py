@@ -9,7 +9,10 @@
 
    * **FAIL** — the flag goes straight back to 0% (verified), the reason with its figures is
      journaled, and the run rolls back and exits non-zero;
-   * **PASS** once the dwell has passed — the next stage;
+   * **PASS** once the dwell has passed — the next stage; with ``approval: manual`` the stage
+     first journals ``approval_requested`` and holds its weight, judging on (a FAIL still rolls
+     back, pause and rollback are honoured), until ``golive approve`` records a person's
+     approval while the gates pass: the approval (``approved``) is the stage's last act;
    * **INCONCLUSIVE** — keep measuring; a gate past its ``inconclusive_limit`` pauses for a
      person (as Argo Rollouts does); still not PASS at the stage deadline — rolled back: a
      stage that cannot show it is healthy does not advance.
@@ -120,7 +123,7 @@ class TrafficStage:
         watch = _Watch(ctx, self, gates, flag, _baseline(ctx, self.previous_weight))
         verdict, measured = watch.run()
         approval = watch.await_approval() if self.stage.approval == "manual" else None
-        if approval is not None:
+        if approval is not None:  # judged on while it waited: the latest window and verdict
             verdict, measured = watch.verdict, watch.measured
         figures: dict[str, Any] = {
             "weight": weight,
@@ -214,8 +217,6 @@ class _Watch:
         deadline_s = deadline_of(stage, self.interval_s)
         self.source = metric_source(self.ctx)
         self.window = self.source.open_window(self.step.name)
-        self.next_look = self.interval_s
-        self.verdict = self.analysis.verdict()
         while True:
             if not self._tick():
                 continue
