@@ -5,9 +5,12 @@ provider's current token, with the token never in the journal, the report or the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import os
 import secrets
+import shutil
 import sys
 import threading
 import uuid
@@ -381,3 +384,78 @@ def test_an_unset_token_variable_fails_the_step_naming_it(
     err = capsys.readouterr().err
     assert code == 8
     assert "auth.token_env names GOLIVE_IDP_TOKEN, which is unset or empty" in err
+
+
+# --- the production plan's command against an identity provider's token endpoint ------------
+
+
+@dataclass
+class IdentityProvider:
+    """The OAuth 2.0 token endpoint as the client-credentials grant uses it (RFC 6749 §4.4)."""
+
+    client_id: str
+    client_secret: str
+    issued: list[str] = field(default_factory=list)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        idp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                form = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                basic = base64.b64encode(f"{idp.client_id}:{idp.client_secret}".encode()).decode()
+                if self.headers.get("Authorization") != f"Basic {basic}":
+                    status, body = 401, {"error": "invalid_client"}
+                elif form != "grant_type=client_credentials":
+                    status, body = 400, {"error": "unsupported_grant_type"}
+                else:
+                    idp.issued.append(jwt_like())
+                    status = 200
+                    body = {"access_token": idp.issued[-1], "token_type": "Bearer"}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        return Handler
+
+
+@pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("jq")), reason="curl and jq are needed"
+)
+def test_the_production_plan_fetches_a_token_with_client_credentials() -> None:
+    plan = load(REPO / "deploy/golive/production.yaml")
+    assert plan.auth is not None and plan.auth.token_command is not None
+    assert {"GOLIVE_CLIENT_ID", "GOLIVE_CLIENT_SECRET"} <= set(plan.secrets.required)
+    assert "JWT_SECRET" not in plan.secrets.required
+    idp = IdentityProvider("golive-production", secrets.token_urlsafe(24))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), idp.handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    environ = {
+        "PATH": os.environ["PATH"],
+        "GOLIVE_CLIENT_ID": idp.client_id,
+        "GOLIVE_CLIENT_SECRET": idp.client_secret,
+        "AUTH_TOKEN_URL": f"http://127.0.0.1:{server.server_address[1]}/oauth/token",
+    }
+    try:
+        fetch = CommandToken(plan.auth.token_command, plan.auth.command_timeout_s, environ)
+        assert fetch() == idp.issued[-1]
+        wrong = CommandToken(
+            plan.auth.token_command, 10, {**environ, "GOLIVE_CLIENT_SECRET": "not-the-secret"}
+        )
+        with pytest.raises(CredentialError) as caught:
+            wrong()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    # curl -f fails on the 401; jq, last in the pipe, then prints nothing: no token, said so.
+    assert "printed nothing on stdout" in caught.value.message
+    assert "401" in caught.value.message  # curl -S still says why on stderr
+    assert idp.client_secret not in caught.value.message
