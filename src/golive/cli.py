@@ -149,6 +149,12 @@ def _pause(args: argparse.Namespace) -> None:
     print(control.pause(args.plan, args.paused))
 
 
+def _approve(args: argparse.Namespace) -> None:
+    from golive import control
+
+    print(control.approve(args.plan, args.by, args.note))
+
+
 def _smoke(args: argparse.Namespace) -> None:
     from golive import smoke
 
@@ -247,6 +253,21 @@ def _add_control(commands: Subcommands) -> None:
         )
         _plan_argument(parser, optional=True)
         parser.set_defaults(handler=_pause, paused=paused)
+    approve = commands.add_parser(
+        "approve", help="approve the traffic stage waiting for a person (approval: manual)"
+    )
+    _plan_argument(approve, optional=True)
+    approve.add_argument(
+        "--by", required=True, type=_named, metavar="NAME", help="who approves (journaled)"
+    )
+    approve.add_argument("--note", default="", metavar="TEXT", help="why, for the report")
+    approve.set_defaults(handler=_approve)
+
+
+def _named(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a name is required: who approves")
+    return text.strip()
 
 
 def _add_smoke(commands: Subcommands) -> None:

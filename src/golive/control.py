@@ -1,8 +1,9 @@
-"""The operator's commands: run a plan, and status, switch, rollback, pause or resume it.
+"""The operator's commands: run a plan, and status, switch, rollback, pause, resume or approve it.
 
 The CLI delegates here. Each command loads and checks the plan, then acts on its target and state
 directory; a command that changes the router takes the run lock, and one that reaches a running
-go-live (rollback, pause) asks it through its control file and waits for the acknowledgement.
+go-live (rollback, pause, approve) asks it through its control file and waits for the
+acknowledgement.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from golive import journal as j
-from golive.errors import ControlRequestError, GoLiveBusyError, GoLiveError, RollbackFailed
+from golive.errors import (
+    ApprovalRefused,
+    ControlRequestError,
+    GoLiveBusyError,
+    GoLiveError,
+    RollbackFailed,
+)
 from golive.journal import Control, Journal, RunLock
 from golive.plan import SLOT_NAMES, Plan
 from golive.runner import Runner
@@ -81,6 +88,7 @@ def status(path: Path) -> str:
             record = state.steps[name]
             mark = "undone" if name in state.undone else record.outcome
             lines.append(f"  {name:<20} {mark}")
+        lines += _approval_lines(state, path)
         lines.append(f"router switches: {len(state.switches)}")
         if state.failure:
             lines.append(f"failure: {state.failure}")
@@ -103,6 +111,21 @@ def status(path: Path) -> str:
     except GoLiveError as exc:
         lines.append(f"router: not reachable ({exc.message})")
     return "\n".join(lines)
+
+
+def _approval_lines(state: j.RunState, path: Path) -> list[str]:
+    lines = [
+        f"approved: {e.get('step')} ({e.get('weight')}%) by {e.get('by')} at {e.get('at')}"
+        + (f" — {e['note']}" if e.get("note") else "")
+        for e in state.approvals
+    ]
+    waiting = state.awaiting_approval
+    if waiting is not None and not state.final:
+        lines.append(
+            f"waiting for approval: {waiting.get('step')} ({waiting.get('weight')}%) since "
+            f"{waiting.get('ts')}: golive approve --plan {path} --by NAME [--note TEXT]"
+        )
+    return lines
 
 
 def switch(path: Path, slot: str) -> str:
@@ -130,7 +153,7 @@ def switch(path: Path, slot: str) -> str:
     )
 
 
-def _request(control: Control, **changes: bool) -> dict[str, Any]:
+def _request(control: Control, **changes: Any) -> dict[str, Any]:
     """Write an operator's request to the control file; what it reads back afterwards."""
     try:
         return control.write(**changes)
@@ -193,3 +216,53 @@ def pause(path: Path, paused: bool) -> str:
             return f"{verb}d: the running go-live acknowledged ({wanted})"
         time.sleep(0.25)
     return f"{verb} recorded; the running go-live applies it at its next checkpoint"
+
+
+def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
+    """Approve the stage waiting for a person: recorded in the control file, where the running
+    go-live takes it (or a resumed one, after a crash); journaled there as ``approved``."""
+    from golive.plan import load
+
+    plan = load(path)
+    state_dir = plan.state_dir.resolve()
+    journal = j.latest_run(state_dir)
+    state = journal.state() if journal is not None else None
+    waiting = state.awaiting_approval if state is not None and not state.final else None
+    if state is None or waiting is None:
+        where = f"run {state.run_id} is {state.outcome}" if state else "no go-live has run here"
+        raise ApprovalRefused(f"no stage is waiting for approval ({where})")
+    step = waiting.get("step")
+    control = Control(state_dir)
+    given = control.read()["approval"]
+    if given and given.get("run_id") == state.run_id and given.get("step") == step:
+        raise ApprovalRefused(
+            f"{step} is already approved by {given.get('by')} at {given.get('at')}; nothing "
+            "was recorded",
+            hint="the go-live takes the approval at its next judgement with the gates passing; "
+            "`golive status` shows it",
+        )
+    record = {
+        "run_id": state.run_id,
+        "step": step,
+        "weight": waiting.get("weight"),
+        "by": by,
+        "note": note,
+        "at": j.now_iso(),
+    }
+    if _request(control, approval=record)["approval"] != record:
+        raise ControlRequestError(f"the approval did not stick in {control.path}")
+    if not RunLock(state_dir).held_elsewhere():
+        return (
+            f"approval of {step} recorded; no go-live is running: "
+            f"`golive run {path} --resume` continues past it once its gates pass"
+        )
+    assert journal is not None
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if any(e.get("at") == record["at"] for e in journal.state().approvals):
+            return f"approved {step}: the running go-live continues to the next stage"
+        time.sleep(0.25)
+    return (
+        f"approval of {step} recorded; the running go-live continues once its gates pass "
+        "at a judgement"
+    )

@@ -52,7 +52,10 @@ operators.
     17    ├── ValidationSourceError     `golive validate` could not read the database or service
     18    ├── DowntimeObserved          `golive rehearse`: the go-live succeeded, but background
           │                             requests failed or a window's p99 was over the limit
-    19    ├── ControlRequestError       a pause, resume or rollback request could not be recorded
+    19    ├── ControlRequestError       a pause, resume, rollback or approval request could not be
+          │                             recorded
+    20    ├── ApprovalRefused           `golive approve`: no stage is waiting for approval, or it
+          │                             is already approved
     130   ├── Interrupted               SIGINT/SIGTERM; a run undid its step and is resumable
           │
           │   raised inside a step only; the runner reports the outcome named:
@@ -62,6 +65,8 @@ operators.
     14    ├── ValidationGateFailed      the validate step with validation.gate: true
           │                             -> ValidationRolledBack
     8     ├── MetricSourceError         a metric source could not answer -> StepFailed
+    8     ├── CredentialError           the plan's auth gave no token (variable unset, file
+          │                             missing, command failed or printed none) -> StepFailed
     8     └── MonitoringUnavailableError  Prometheus unreachable, or monitoring not live
                                         -> StepFailed
 
@@ -415,12 +420,22 @@ class DowntimeObserved(GoLiveError):
 
 
 class ControlRequestError(GoLiveError):
-    """A pause, resume or rollback request could not be recorded in the control file."""
+    """A pause, resume, rollback or approval request could not be recorded in the control file."""
 
     exit_code = 19
     default_hint = (
         "nothing was asked of a running go-live; check that <state_dir>/control.json is a "
         "writable file"
+    )
+
+
+class ApprovalRefused(GoLiveError):
+    """``golive approve`` found no stage waiting for approval, or the stage already approved."""
+
+    exit_code = 20
+    default_hint = (
+        "nothing was recorded; `golive status` shows where the go-live stands (a stage with "
+        "approval: manual asks once its gates pass at the end of its dwell)"
     )
 
 
@@ -456,6 +471,16 @@ class MetricSourceError(GoLiveError):
     default_hint = (
         "the measurement counts as an ERROR; after consecutive_error_limit errors in a row the "
         "stage fails and traffic returns to legacy. Check the source's address and health."
+    )
+
+
+class CredentialError(GoLiveError):
+    """The plan's ``auth`` gave no token: variable unset, file unreadable, command failed."""
+
+    exit_code = StepFailed.exit_code
+    default_hint = (
+        "fix the plan's auth section (token_env, token_file or token_command; docs/golive.md) "
+        "and resume with `golive run PLAN --resume`"
     )
 
 

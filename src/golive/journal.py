@@ -46,6 +46,9 @@ RESUMED = "resumed"
 GATE_EVALUATED = "gate_evaluated"
 BACKGROUND_LOAD = "background_load"
 NOTE = "note"
+# A stage with approval: manual passed its gates and waits for a person (`golive approve`).
+APPROVAL_REQUESTED = "approval_requested"
+APPROVED = "approved"
 
 
 def now_iso() -> str:
@@ -119,6 +122,9 @@ class RunState:
     switches: list[dict[str, Any]] = field(default_factory=list)
     paused: bool = False
     failure: str | None = None
+    # The stage waiting for a person (its approval_requested event), and the approvals given.
+    awaiting_approval: dict[str, Any] | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def fold(cls, events: Iterable[dict[str, Any]]) -> RunState:
@@ -150,6 +156,22 @@ class RunState:
             self.outcome = "interrupted"
         elif kind == RUN_FINISHED:
             self.outcome, self.finished = e["outcome"], e["ts"]
+            self.awaiting_approval = None
+        elif kind in (APPROVAL_REQUESTED, APPROVED):
+            self._approval(e)
+        if kind in (STEP_FINISHED, UNDO_STARTED) and self._awaited_by(e.get("step")):
+            self.awaiting_approval = None  # the stage moved on, or its traffic was undone
+
+    def _approval(self, e: dict[str, Any]) -> None:
+        if e["event"] == APPROVAL_REQUESTED:
+            self.awaiting_approval = e
+            return
+        self.approvals.append(e)
+        if self._awaited_by(e.get("step")):
+            self.awaiting_approval = None
+
+    def _awaited_by(self, step: Any) -> bool:
+        return self.awaiting_approval is not None and self.awaiting_approval.get("step") == step
 
     def _step_started(self, e: dict[str, Any]) -> None:
         name = e["step"]
@@ -288,11 +310,17 @@ def locked(state_dir: Path) -> Iterator[RunLock]:
         yield lock
 
 
-# --- operator control (pause, resume, rollback) ----------------------------------------------
+# --- operator control (pause, resume, rollback, approve) -------------------------------------
 
 
 class Control:
-    """Requests from the operator to a running go-live: a small JSON file the runner polls."""
+    """Requests from the operator to a running go-live: a small JSON file the runner polls.
+
+    ``pause`` and ``rollback`` are flags; ``approval`` is the approval of the stage waiting for
+    a person (``run_id``, ``step``, ``weight``, ``by``, ``note``, ``at``), until the run takes it.
+    Writes are read-modify-write under an ``flock``, so two commands never lose each other's
+    request.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "control.json"
@@ -301,16 +329,28 @@ class Control:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            return {"pause": False, "rollback": False}
-        return {"pause": bool(data.get("pause")), "rollback": bool(data.get("rollback"))}
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        approval = data.get("approval")
+        return {
+            "pause": bool(data.get("pause")),
+            "rollback": bool(data.get("rollback")),
+            "approval": approval if isinstance(approval, dict) else None,
+        }
 
-    def write(self, **changes: bool) -> dict[str, Any]:
-        data = {**self.read(), **changes, "updated": now_iso()}
+    def write(self, **changes: Any) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = {**self.read(), **changes, "updated": now_iso()}
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+            tmp.replace(self.path)
+        finally:
+            os.close(fd)  # drops the lock
         return self.read()
 
     def reset(self) -> None:
-        self.write(pause=False, rollback=False)
+        self.write(pause=False, rollback=False, approval=None)

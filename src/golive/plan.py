@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -105,6 +106,34 @@ class Database(_Strict):
     migration_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 900
 
 
+AUTH_SOURCES = ("token_env", "token_file", "token_command")
+
+
+class Auth(_Strict):
+    """Where golive gets the bearer token of its own requests (smoke, performance, verify).
+
+    Exactly one of ``token_env``, ``token_file`` or ``token_command``. A fetched token is reused
+    for ``refresh_s`` seconds, then fetched again; after a 401 it is fetched again at once.
+    """
+
+    token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    token_file: Path | None = None
+    # An argv, run without a shell (write ["sh", "-c", "..."] for one); it prints the token.
+    token_command: (
+        Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None
+    ) = None
+    refresh_s: Annotated[float, Field(gt=0, le=86_400)] = 300
+    command_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Auth:
+        given = [name for name in AUTH_SOURCES if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = f" (found {' and '.join(given)})" if given else ""
+            raise ValueError(f"give exactly one of {', '.join(AUTH_SOURCES)}{found}")
+        return self
+
+
 class Secrets(_Strict):
     required: list[str] = Field(default_factory=lambda: ["JWT_SECRET"])
 
@@ -180,6 +209,9 @@ class Stage(_Strict):
     dwell_s: Annotated[float, Field(ge=0)]
     deadline_s: Annotated[float, Field(gt=0)] | None = None
     gates: Gates | None = None
+    # manual: once the gates pass at the end of the dwell, the stage waits (still judging) until
+    # a person runs `golive approve`; the approval closes this stage, so the next one starts.
+    approval: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="after")
     def _deadline_after_dwell(self) -> Stage:
@@ -291,6 +323,8 @@ class Plan(_Strict):
     name: Annotated[str, Field(min_length=1)]
     release: Release
     target: Target
+    # None: tokens minted with the service's own CLI, which only the local target allows.
+    auth: Auth | None = Field(default=None, validate_default=True)
     database: Database = Database()
     secrets: Secrets = Secrets()
     slots: Slots
@@ -326,6 +360,18 @@ class Plan(_Strict):
             workload = self.target.kubernetes.workload
             return given or f"http://{workload}-{slot}.{self.target.namespace}.svc"
         return f"http://127.0.0.1:{self.slots.of(slot).port}"
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_for_the_target(cls, auth: Auth | None, info: ValidationInfo) -> Auth | None:
+        target = info.data.get("target")
+        if auth is None and target is not None and target.kind == "kubernetes":
+            raise ValueError(
+                "a kubernetes plan needs an auth section with one of token_env: NAME, "
+                "token_file: PATH or token_command: [argv...] (the pods accept the identity "
+                "provider's tokens; minting with the service's CLI is for the local target only)"
+            )
+        return auth
 
     @model_validator(mode="after")
     def _green_is_the_release(self) -> Plan:

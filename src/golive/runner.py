@@ -25,9 +25,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any
 
+from golive import credentials
 from golive import journal as j
+from golive.credentials import TokenSource
 from golive.errors import (
     GoLiveBusyError,
     GoLiveError,
@@ -99,7 +100,7 @@ class Runner:
         observer: Observer | None = None,
         clock: Clock | None = None,
         load: LiveCounts | None = None,
-        token_source: Any = None,
+        token_source: TokenSource | None = None,
     ) -> None:
         self.plan = plan
         self.target = target
@@ -107,7 +108,8 @@ class Runner:
         self.observer = observer or QuietObserver()
         self.clock = clock or Clock()
         self.load = load
-        self.token_source = token_source
+        # Built once: every step's requests share it (and its reuse and refresh).
+        self.token_source = token_source or credentials.from_plan(plan, target)
         self.state_dir = plan.state_dir.resolve()
         self.control = Control(self.state_dir)
         self.guard = _SignalGuard()

@@ -1,7 +1,9 @@
 """How golive reaches the service's own command line: it never imports the service.
 
 ``service_cli`` finds the ``credit-assessment`` command (beside this interpreter, else on PATH);
-``service_token`` mints a bearer token with it, for the smoke and performance checks.
+``service_token`` mints a bearer token with it: the token of golive's own checks when the plan
+has no ``auth`` section (the local target only, ``golive.credentials``) and of the rehearsal's
+background load.
 """
 
 from __future__ import annotations

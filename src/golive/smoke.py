@@ -51,6 +51,7 @@ class SmokeReport:
     url: str
     checks: list[SmokeCheck] = field(default_factory=list)
     assessment_id: str | None = None
+    unauthorized: bool = False  # the service answered 401 to the token
 
     @property
     def passed(self) -> bool:
@@ -170,6 +171,7 @@ def run_smoke(
             response = client.post(
                 "/api/v1/assessment", json=body, headers={"Authorization": f"Bearer {token}"}
             )
+            report.unauthorized = response.status_code == 401
             try:
                 data = response.json()
             except ValueError:
@@ -182,6 +184,7 @@ def run_smoke(
             read = client.get(
                 f"/api/v1/assessment/{assessment_id}", headers={"Authorization": f"Bearer {token}"}
             )
+            report.unauthorized = read.status_code == 401
             if read.status_code != 200 or read.json().get("id") != assessment_id:
                 return (
                     "failed",

@@ -256,9 +256,7 @@ def rehearse(plan: Plan, *, observer: Any, keep: bool = False) -> RehearsalOutco
         observer.message(f"blue warm after {waited:.1f} s; the go-live starts")
         if hasattr(observer, "load"):
             observer.load = background.live
-        runner = Runner(
-            plan, target, observer=observer, load=background.live, token_source=lambda: token
-        )
+        runner = Runner(plan, target, observer=observer, load=background.live)
         try:
             runner.run(report=False)
         except GoLiveError as exc:

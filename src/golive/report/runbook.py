@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from golive.credentials import shell_export
 from golive.plan import Plan
 from golive.steps import build_steps
+from golive.steps.shift import approve_command
 
 DEFAULT_ALERT_RULES = Path("deploy/monitoring/prometheus/rules/alerts.rules.yml")
 
@@ -188,6 +190,7 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
         "it stands. After a crash or `kill -9`: `golive run PLAN --resume` continues from the last "
         "completed step; a switch already made is not repeated.",
         "",
+        *_approval_section(plan),
         "## Escalation contacts",
         "",
         "| name | role | how to reach |",
@@ -208,6 +211,27 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
     ]
     lines += _alerts_section(alert_rules)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _approval_section(plan: Plan) -> list[str]:
+    manual = [s.weight for s in plan.traffic.stages if s.approval == "manual"]
+    if not manual:
+        return []
+    weights = " and ".join(", ".join(f"{w}%" for w in manual).rsplit(", ", 1))
+    return [
+        "## Approvals",
+        "",
+        f"The traffic stages at {weights} wait for a person: once a stage's gates pass at the end "
+        "of its dwell, golive journals the request, prints the command below and holds the "
+        "weight — still judging the gates every interval (a breach still rolls back; "
+        "`golive pause` and `golive rollback` still work) — until someone approves. The "
+        "approval closes that stage; the next one starts. Who approved, when and why go into "
+        "the journal, `golive status` and the report. A go-live resumed after a crash keeps "
+        "waiting, or takes an approval given meanwhile.",
+        "",
+        *_code([approve_command(plan)]),
+        "",
+    ]
 
 
 def _smoke_section(plan: Plan) -> list[str]:
@@ -242,7 +266,7 @@ def _smoke_section(plan: Plan) -> list[str]:
         "",
         *_code(
             [
-                "export API_TOKEN=$(credit-assessment token --subject smoke --ttl 900)",
+                shell_export(plan.auth),
                 f"./scripts/smoke-tests.sh {url}",
                 f"golive smoke {url} --token-env API_TOKEN" + (f" {flags}" if flags else ""),
             ]

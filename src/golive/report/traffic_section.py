@@ -1,10 +1,11 @@
 """The go-live report's traffic section: the weight timeline and every stage's verdict.
 
 Rendered from the journal alone (``traffic_shifted``, ``stage_measured``,
-``traffic_rolled_back`` and the stages' ``step_finished`` figures): per stage the weight asked
-for next to the share of the background load each engine actually decided, the verdict, and
-per gate the figures behind it (samples, rates, p-value, the judge's sentence); on a rollback,
-which gate failed, with what figures, and how fast the flag was back at 0%.
+``traffic_rolled_back``, ``approval_requested``, ``approved`` and the stages' ``step_finished``
+figures): per stage the weight asked for next to the share of the background load each engine
+actually decided, the verdict, and per gate the figures behind it (samples, rates, p-value, the
+judge's sentence); who approved each stage with ``approval: manual``, when, and why; on a
+rollback, which gate failed, with what figures, and how fast the flag was back at 0%.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 TRAFFIC_SHIFTED = "traffic_shifted"
 STAGE_MEASURED = "stage_measured"
 TRAFFIC_ROLLED_BACK = "traffic_rolled_back"
+APPROVAL_REQUESTED = "approval_requested"
+APPROVED = "approved"
 
 
 def _clock(text: str | None) -> str:
@@ -141,12 +144,38 @@ def _stages(events: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _approvals(events: list[dict[str, Any]]) -> list[str]:
+    """Each request for a person's approval, and who gave it (or that none came)."""
+    asked: dict[str, dict[str, Any]] = {}
+    lines: list[str] = []
+    for e in events:
+        if e["event"] == APPROVAL_REQUESTED:
+            asked.setdefault(e["step"], e)
+        elif e["event"] == APPROVED:
+            request = asked.pop(e["step"], None)
+            since = f", asked at {_clock(request['ts'])}" if request else ""
+            note = f" — “{_cell(e['note'])}”" if e.get("note") else ""
+            lines.append(
+                f"- `{e['step']}` ({e.get('weight')}%): **approved by {_cell(e.get('by'))}** at "
+                f"{_clock(e.get('at'))}{since}, held {e.get('waited_s')} s for it{note}"
+            )
+    for step, request in asked.items():
+        lines.append(
+            f"- `{step}` ({request.get('weight')}%): approval asked at {_clock(request['ts'])}, "
+            "**not given** in this run"
+        )
+    if not lines:
+        return []
+    return ["Approvals (stages with `approval: manual` wait for a person):", "", *lines, ""]
+
+
 def render_traffic(events: list[dict[str, Any]]) -> list[str]:
     lines = ["## Traffic migration (legacy → new engine)", ""]
     if not any(e["event"] == TRAFFIC_SHIFTED for e in events):
         return [*lines, "No traffic stage ran in this run.", ""]
     lines += _timeline(events)
     lines += _stages(events)
+    lines += _approvals(events)
     for e in events:
         if e["event"] == TRAFFIC_ROLLED_BACK:
             state = (

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from golive import credentials
 from golive import journal as j
 from golive.errors import RollbackRequested
-from golive.service import service_token
 
 if TYPE_CHECKING:
+    from golive.credentials import TokenSource
     from golive.journal import Control, Journal, RunState
     from golive.load import LiveCounts
     from golive.plan import Plan
@@ -78,6 +79,9 @@ class QuietObserver:
         pass
 
 
+Answer = TypeVar("Answer")
+
+
 @dataclass
 class StepContext:
     plan: Plan
@@ -87,8 +91,8 @@ class StepContext:
     observer: Observer = field(default_factory=QuietObserver)
     clock: Clock = field(default_factory=Clock)
     load: LiveCounts | None = None  # the background load, when one runs (rehearsal)
-    token_source: Callable[[], str] | None = None
-    _token: str | None = None
+    # The plan's auth (golive.credentials), built once by the runner; built here when not given.
+    token_source: TokenSource | None = None
 
     @property
     def state(self) -> RunState:
@@ -97,15 +101,25 @@ class StepContext:
     def figures(self, step: str) -> dict[str, Any]:
         return self.state.figures(step)
 
+    def _tokens(self) -> TokenSource:
+        if self.token_source is None:
+            self.token_source = credentials.from_plan(self.plan, self.target)
+        return self.token_source
+
     def token(self) -> str:
-        if self._token is None:
-            if self.token_source is not None:
-                self._token = self.token_source()
-            else:
-                self._token = service_token(
-                    self.target.service_env(), self.target.service_cli(), "golive"
-                )
-        return self._token
+        """The bearer token of golive's own requests (never journal, print or log it)."""
+        return self._tokens().token()
+
+    def authorized(
+        self, call: Callable[[str], Answer], refused: Callable[[Answer], bool]
+    ) -> Answer:
+        """``call(token)``; when ``refused`` says the service answered 401, once more with a
+        token fetched again (the one held may have expired or been revoked)."""
+        answer = call(self.token())
+        if refused(answer):
+            self.observer.message("  the service refused the token (401): fetched a new one")
+            answer = call(self._tokens().refresh())
+        return answer
 
     def checkpoint(self) -> bool:
         """Honour pause and rollback requests; True when the run was paused meanwhile."""

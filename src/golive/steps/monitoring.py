@@ -50,17 +50,21 @@ def check_flow(ctx: StepContext, prometheus: PrometheusMonitoring, slot: str) ->
     name = f"samples/flow/{slot}"
     before = _counter(prometheus, slot) or 0.0
     smoke = ctx.plan.smoke
-    try:
-        response = httpx.post(
+
+    def assess(token: str) -> httpx.Response:
+        return httpx.post(
             ctx.target.slot_url(slot) + "/api/v1/assessment",  # type: ignore[arg-type]
             json={
                 "clientId": smoke.client_id,
                 "loanAmount": smoke.loan_amount,
                 "loanTerm": smoke.loan_term,
             },
-            headers={"Authorization": f"Bearer {ctx.token()}"},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=smoke.timeout_s,
         )
+
+    try:
+        response = ctx.authorized(assess, lambda answer: answer.status_code == 401)
     except httpx.HTTPError as exc:
         return Check(name, False, f"test request to {slot} failed: {exc!r}")
     if response.status_code >= 300:

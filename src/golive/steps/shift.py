@@ -9,7 +9,10 @@
 
    * **FAIL** — the flag goes straight back to 0% (verified), the reason with its figures is
      journaled, and the run rolls back and exits non-zero;
-   * **PASS** once the dwell has passed — the next stage;
+   * **PASS** once the dwell has passed — the next stage; with ``approval: manual`` the stage
+     first journals ``approval_requested`` and holds its weight, judging on (a FAIL still rolls
+     back, pause and rollback are honoured), until ``golive approve`` records a person's
+     approval while the gates pass: the approval (``approved``) is the stage's last act;
    * **INCONCLUSIVE** — keep measuring; a gate past its ``inconclusive_limit`` pauses for a
      person (as Argo Rollouts does); still not PASS at the stage deadline — rolled back: a
      stage that cannot show it is healthy does not advance.
@@ -64,6 +67,24 @@ def metric_source(ctx: StepContext) -> MetricSource:
     return metrics.create("scrape", instances=serving)
 
 
+def approve_command(plan: Plan) -> str:
+    """What a person runs to approve the stage waiting for them."""
+    return f"golive approve --plan {plan.source} --by NAME [--note TEXT]"
+
+
+def approval_given(ctx: StepContext, step: str) -> dict[str, Any] | None:
+    """The operator's approval of ``step`` in this run, as ``golive approve`` recorded it."""
+    given = ctx.control.read()["approval"]
+    if given is None or given.get("step") != step:
+        return None
+    return given if given.get("run_id") == ctx.journal.run_dir.name else None
+
+
+def approved_before(ctx: StepContext, step: str) -> dict[str, Any] | None:
+    """An approval of ``step`` already journaled (a run that died before the step finished)."""
+    return next((e for e in reversed(ctx.state.approvals) if e.get("step") == step), None)
+
+
 def deadline_of(stage: Stage, interval_s: float) -> float:
     if stage.deadline_s is not None:
         return stage.deadline_s
@@ -100,6 +121,9 @@ class TrafficStage:
         tags_before = _load_tags(ctx)
         watch = _Watch(ctx, self, gates, flag, _baseline(ctx, self.previous_weight))
         verdict, measured = watch.run()
+        approval = watch.await_approval() if self.stage.approval == "manual" else None
+        if approval is not None:  # judged on while it waited: the latest window and verdict
+            verdict, measured = watch.verdict, watch.measured
         figures: dict[str, Any] = {
             "weight": weight,
             "instances": weights,
@@ -112,9 +136,13 @@ class TrafficStage:
             "engines": _engine_counts(tags_before, _load_tags(ctx)),
             "window": window_json(measured) if measured is not None else None,
         }
+        approved = ""
+        if approval is not None:
+            figures["approval"] = approval
+            approved = f", approved by {approval['by']}"
         return StepResult(
             f"{weight}% held {watch.waited:.0f}s, {watch.evaluations} judgements, "
-            f"{verdict.verdict}",
+            f"{verdict.verdict}{approved}",
             figures,
         )
 
@@ -143,7 +171,7 @@ class TrafficStage:
 
     def manual(self, plan: Plan) -> list[str]:
         key = plan.traffic.flag_key
-        return [
+        commands = [
             f"# set the `{key}` fractional weights to [{self.stage.weight}, "
             f"{100 - self.stage.weight}] (new, legacy)",
             f"kubectl -n {plan.target.namespace} edit configmap credit-assessment-flags",
@@ -152,6 +180,13 @@ class TrafficStage:
             f"{plan.traffic.interval_s:g}s for {self.stage.dwell_s / 3600:g} h before the next "
             "stage; on a breach set the weights back to [0, 100]",
         ]
+        if self.stage.approval == "manual":
+            commands += [
+                f"# approval: manual — once the gates pass at the end of the dwell, golive "
+                f"holds {self.stage.weight}% (still judging) until a person approves:",
+                approve_command(plan),
+            ]
+        return commands
 
 
 class _Watch:
@@ -172,45 +207,91 @@ class _Watch:
         self.evaluations = 0
         self.waited = elapsed_since_first_start(ctx, step.name)
         self.shown: dict[str, Any] = {}
+        self.measured: WindowMetrics | None = None
+        self.verdict = self.analysis.verdict()
+        self.next_look = self.interval_s
 
     def run(self) -> tuple[StageVerdict, WindowMetrics | None]:
-        ctx, stage = self.ctx, self.step.stage
+        stage = self.step.stage
         deadline_s = deadline_of(stage, self.interval_s)
-        source = metric_source(ctx)
-        window = source.open_window(self.step.name)
-        measured: WindowMetrics | None = None
-        next_look = self.interval_s
-        verdict = self.analysis.verdict()
+        self.source = metric_source(self.ctx)
+        self.window = self.source.open_window(self.step.name)
         while True:
-            tick = min(TICK_S, next_look)
-            before = ctx.clock.monotonic()
-            ctx.clock.sleep(tick)
-            if not ctx.checkpoint():  # a pause freezes the countdown
-                self.waited += ctx.clock.monotonic() - before
-            next_look -= ctx.clock.monotonic() - before
-            ctx.observer.dwell(self.step.name, max(0.0, stage.dwell_s - self.waited), self.shown)
-            if next_look > 0:
+            if not self._tick():
                 continue
-            next_look = self.interval_s
-            try:
-                measured = source.measure(window)
-                judged = judge(
-                    self.gates, measured, weight_percent=self.weight, baseline=self.baseline
-                )
-                self.analysis = self.analysis.record(*judged)
-            except MetricSourceError as exc:
-                self.analysis = self.analysis.record_error(exc.message)
-            verdict = self.analysis.verdict()
-            self.evaluations += 1
-            self._journal(verdict, measured)
-            if verdict.failed:
-                self._fail(verdict, "gate failed")
-            if verdict.inconclusive_limit_reached:
-                self._pause_for_a_person(verdict)
+            verdict = self.verdict
             if verdict.passed and self.waited >= stage.dwell_s:
-                return verdict, measured
+                return verdict, self.measured
             if self.waited >= deadline_s:
                 self._fail(verdict, f"deadline {deadline_s:g}s passed while {verdict.verdict}")
+
+    def await_approval(self) -> dict[str, Any]:
+        """The gates passed at the end of the dwell: hold the weight, still judging every
+        interval (a FAIL rolls back; pause and rollback are honoured), until a person approves
+        with the gates passing. No deadline: the wait is the person's."""
+        ctx, name = self.ctx, self.step.name
+        journaled = approved_before(ctx, name)
+        if journaled is not None:
+            return _approval_figures(journaled)
+        if approval_given(ctx, name) is None:
+            ctx.journal.append(j.APPROVAL_REQUESTED, step=name, weight=self.weight)
+            ctx.observer.message(
+                f"  {self.weight}% passed its gates: waiting for a person to approve the next "
+                f"stage (the gates are still judged every {self.interval_s:g}s). Run: "
+                f"{approve_command(ctx.plan)}"
+            )
+        asked = ctx.clock.monotonic()
+        while True:
+            given = approval_given(ctx, name)
+            if given is not None and self.verdict.passed:
+                break
+            self._tick()
+        waited_s = round(ctx.clock.monotonic() - asked, 1)
+        record = ctx.journal.append(
+            j.APPROVED,
+            step=name,
+            weight=self.weight,
+            by=given.get("by"),
+            note=given.get("note") or "",
+            at=given.get("at"),
+            waited_s=waited_s,
+        )
+        ctx.control.write(approval=None)
+        ctx.observer.message(f"  approved by {given.get('by')}: the next stage starts")
+        return _approval_figures(record)
+
+    def _tick(self) -> bool:
+        """Sleep one tick, honouring pause and rollback; judge when an interval is up (True)."""
+        ctx, stage = self.ctx, self.step.stage
+        before = ctx.clock.monotonic()
+        ctx.clock.sleep(min(TICK_S, self.next_look))
+        if not ctx.checkpoint():  # a pause freezes the countdown
+            self.waited += ctx.clock.monotonic() - before
+        self.next_look -= ctx.clock.monotonic() - before
+        ctx.observer.dwell(self.step.name, max(0.0, stage.dwell_s - self.waited), self.shown)
+        if self.next_look > 0:
+            return False
+        self.next_look = self.interval_s
+        self._look()
+        return True
+
+    def _look(self) -> None:
+        """Measure the window, judge it, fold the verdict; FAIL rolls back."""
+        try:
+            self.measured = self.source.measure(self.window)
+            judged = judge(
+                self.gates, self.measured, weight_percent=self.weight, baseline=self.baseline
+            )
+            self.analysis = self.analysis.record(*judged)
+        except MetricSourceError as exc:
+            self.analysis = self.analysis.record_error(exc.message)
+        verdict = self.verdict = self.analysis.verdict()
+        self.evaluations += 1
+        self._journal(verdict, self.measured)
+        if verdict.failed:
+            self._fail(verdict, "gate failed")
+        if verdict.inconclusive_limit_reached:
+            self._pause_for_a_person(verdict)
 
     def _journal(self, verdict: StageVerdict, measured: WindowMetrics | None) -> None:
         latest = {s.metric: s.last for s in verdict.metrics if s.last is not None}
@@ -272,6 +353,11 @@ class _Watch:
 
 
 # --- figures ------------------------------------------------------------------------------
+
+
+def _approval_figures(event: dict[str, Any]) -> dict[str, Any]:
+    keys = ("by", "note", "at", "waited_s")
+    return {"approved": event.get("ts"), **{k: event.get(k) for k in keys}}
 
 
 def _load_tags(ctx: StepContext) -> Counter[str]:

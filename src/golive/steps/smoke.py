@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from golive.credentials import shell_export
 from golive.errors import SmokeFailed
 from golive.plan import Plan
 from golive.smoke import Dependency, SmokeReport, SmokeRequest, run_smoke
@@ -20,7 +21,10 @@ def smoke_request(plan: Plan, target: Target) -> SmokeRequest:
 
 
 def smoke_or_fail(ctx: StepContext, url: str, what: str) -> SmokeReport:
-    report = run_smoke(url, ctx.token(), smoke_request(ctx.plan, ctx.target))
+    request = smoke_request(ctx.plan, ctx.target)
+    report = ctx.authorized(
+        lambda token: run_smoke(url, token, request), lambda done: done.unauthorized
+    )
     for check in report.checks:
         ctx.observer.message(f"  {check}")
     if not report.passed:
@@ -47,7 +51,7 @@ class SmokeGreen:
     def manual(self, plan: Plan) -> list[str]:
         url = plan.slot_address("green")
         return [
-            "export API_TOKEN=$(credit-assessment token --subject smoke --ttl 900)",
+            shell_export(plan.auth),
             f"./scripts/smoke-tests.sh {url}",
             f"golive smoke {url}",
         ]

@@ -471,6 +471,11 @@ def a_request_cannot_be_recorded(scene: Scene) -> Outcome:
     return scene.golive("pause", "--plan", str(scene.plan_path))
 
 
+@produces(20, "no stage is waiting for approval")
+def an_approval_with_no_stage_waiting(scene: Scene) -> Outcome:
+    return scene.golive("approve", "--plan", str(scene.plan_path), "--by", "Chanda Mwale")
+
+
 @produces(130, "interrupted during hold")
 def a_signal_during_a_run(scene: Scene) -> Outcome:
     def interrupt(ctx: StepContext) -> None:

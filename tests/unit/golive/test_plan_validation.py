@@ -102,6 +102,42 @@ BAD_PLANS = [
     ),
     ("no escalation contact", lambda d: d.update(escalation=[]), "escalation", "at least 1"),
     (
+        "kubernetes without auth",
+        lambda d: d["target"].update(kind="kubernetes"),
+        "auth",
+        "one of token_env: NAME, token_file: PATH or token_command: [argv...]",
+    ),
+    (
+        "two token sources",
+        lambda d: d.update(auth={"token_env": "GOLIVE_TOKEN", "token_file": "/run/token"}),
+        "auth",
+        "exactly one of token_env, token_file, token_command (found token_env and token_file)",
+    ),
+    (
+        "no token source",
+        lambda d: d.update(auth={"refresh_s": 60}),
+        "auth",
+        "exactly one of token_env, token_file, token_command",
+    ),
+    (
+        "token command as one string",
+        lambda d: d.update(auth={"token_command": "curl -sf https://auth.example.com/token"}),
+        "auth.token_command",
+        "valid list",
+    ),
+    (
+        "refresh never",
+        lambda d: d.update(auth={"token_env": "GOLIVE_TOKEN", "refresh_s": 0}),
+        "auth.refresh_s",
+        "greater than 0",
+    ),
+    (
+        "approval neither auto nor manual",
+        lambda d: d["traffic"]["stages"][0].update(approval="maybe"),
+        "traffic.stages[0].approval",
+        "'auto' or 'manual'",
+    ),
+    (
         "negative dwell",
         lambda d: d["hold"].update(post_switch_s=-1),
         "hold.post_switch_s",
