@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from golive.errors import TargetUnreachableError
+from golive.errors import GoLiveError, TargetUnreachableError
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
@@ -51,6 +51,8 @@ class Preflight:
         if not failed:
             checks += self._database_and_disk(ctx)
             checks.append(self._secrets(ctx))
+            if ctx.plan.auth is not None:
+                checks.append(self._credentials(ctx))
             failed = [c for c in checks if not c.passed]
         for check in checks:
             ctx.observer.message(str(check))
@@ -62,6 +64,17 @@ class Preflight:
             f"{len(checks)} checks passed",
             {"checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks]},
         )
+
+    def _credentials(self, ctx: StepContext) -> Check:
+        """The plan's token source answers now, not first at smoke-green (after the migration);
+        the token itself is never shown. (The local default mints at first use.)"""
+        try:
+            ctx.token()
+        except GoLiveError as exc:
+            return Check(
+                "bearer token", False, f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+            )
+        return Check("bearer token", True, "fetched for the smoke, performance and verify checks")
 
     def _database_and_disk(self, ctx: StepContext) -> list[Check]:
         plan = ctx.plan

@@ -276,3 +276,26 @@ def test_a_green_that_never_gets_ready_is_torn_down_and_blue_is_untouched(tmp_pa
     assert caught.value.undone == ["deploy-green: green stopped"]
     assert target.calls == ["preflight", "deploy:green", "wait_ready:green", "stop:green"]
     assert target.active == "blue" and target.running == {"blue": "1.9.0"}
+
+
+def test_a_token_source_that_cannot_answer_stops_the_preflight_with_nothing_changed(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("JWT_SECRET", "x" * 40)
+    monkeypatch.delenv("GOLIVE_TEST_TOKEN", raising=False)
+    data = make_plan(tmp_path).model_dump(mode="json")
+    data["auth"] = {"token_env": "GOLIVE_TEST_TOKEN"}
+    source = tmp_path / "with-auth.yaml"
+    source.write_text(yaml.safe_dump(data), encoding="utf-8")
+    plan = parse(source.read_text(encoding="utf-8"), str(source))
+    target = FakeTarget()
+    real = [Preflight(probe=no_database), DeployGreen(), WaitGreenReady(), SwitchToGreen()]
+    with pytest.raises(TargetUnreachableError, match="bearer token.*GOLIVE_TEST_TOKEN"):
+        Runner(plan, target, steps=real).run()
+    assert target.calls == ["preflight"] and set(target.running) == {"blue"}
+
+    monkeypatch.setenv("GOLIVE_TEST_TOKEN", "a-token-that-must-not-be-shown")
+    journal = Runner(plan, FakeTarget(), steps=real[:1]).run()
+    text = journal.path.read_text(encoding="utf-8")
+    assert '"name": "bearer token", "passed": true' in text
+    assert "a-token-that-must-not-be-shown" not in text
