@@ -290,7 +290,7 @@ def test_a_token_source_that_cannot_answer_stops_the_preflight_with_nothing_chan
     plan = parse(source.read_text(encoding="utf-8"), str(source))
     target = FakeTarget()
     real = [Preflight(probe=no_database), DeployGreen(), WaitGreenReady(), SwitchToGreen()]
-    with pytest.raises(TargetUnreachableError, match="bearer token.*GOLIVE_TEST_TOKEN"):
+    with pytest.raises(TargetUnreachableError, match=r"bearer token.*GOLIVE_TEST_TOKEN"):
         Runner(plan, target, steps=real).run()
     assert target.calls == ["preflight"] and set(target.running) == {"blue"}
 
