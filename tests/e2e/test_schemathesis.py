@@ -74,7 +74,7 @@ def test_generated_requests_cause_no_server_error_and_match_the_schema(
     # One pass saturates the small schema at several hundred cases; passes with other seeds
     # explore other values until at least MIN_CASES requests were generated and checked.
     generated = passed = 0
-    for seed in range(20261129, 20261129 + 6):
+    for seed in range(20261129, 20261129 + 12):  # a seed the tool crashes on counts nothing
         g, p, _ = _run(live_server.url, token, seed, tmp_path)
         generated, passed = generated + g, passed + p
         if generated >= MIN_CASES:
