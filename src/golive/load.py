@@ -6,7 +6,9 @@ background load; so it lives beside the steps, not in the rehearsal package.
 Latency is measured from each request's *scheduled* start, so a server that stalls is charged for
 the requests that queued behind the stall (no coordinated omission). Connections are HTTP/1.1
 keep-alive, raw asyncio streams: cheap enough that one core drives thousands of requests a second.
-Only loopback targets are accepted, and every run is bounded in rate and duration.
+Only loopback targets are accepted, unless the plan says ``remote``: the performance check of a
+production slot, sent with httpx (TLS, the environment's proxy and CA bundle) to the slot's URL.
+Every run is bounded in rate and duration.
 
 ``LiveCounts`` is updated as answers arrive (sent, failed, by tag), for a progress display;
 ``BackgroundLoad`` runs a plan in a process of its own (so nothing golive does delays the
@@ -79,6 +81,9 @@ class LoadPlan:
     # whole run), as clients behind a connection limit do: behind a Service whose selector
     # changes (kube-proxy keeps a connection on the pod it chose), new connections follow.
     requests_per_connection: int = 0
+    # A target that is not this machine (http or https, any host): the production slot the
+    # performance check measures. Tests and the rehearsal leave it off: loopback only.
+    remote: bool = False
 
     def total(self) -> int:
         """How many requests the whole run sends."""
@@ -94,14 +99,18 @@ class LoadPlan:
 
     def validate(self) -> tuple[str, int]:
         parts = urlsplit(self.url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise LoadError(f"load targets must be http://host:port URLs, not {self.url!r}")
+        schemes = ("http", "https") if self.remote else ("http",)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise LoadError(
+                f"load targets must be {' or '.join(schemes)} URLs (scheme://host:port), "
+                f"not {self.url!r}"
+            )
         host = parts.hostname
         try:
             loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = False
-        if not loopback:
+        if not loopback and not self.remote:
             raise LoadError(f"load is sent only to loopback addresses, not {host}")
         if not 0 < self.rate_per_s <= MAX_RATE_PER_S:
             raise LoadError(f"rate must be in (0, {MAX_RATE_PER_S}] requests/s")
@@ -113,7 +122,19 @@ class LoadPlan:
             raise LoadError("requests_per_connection must be 0 (unlimited) or more")
         if not 0 <= self.ramp_s <= self.duration_s:
             raise LoadError("the ramp must last between 0 s and the whole duration")
-        return host, parts.port or 80
+        return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` is plain http to this machine (the raw-socket generator's targets)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http":
+        return False
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def nearest_rank_ms(sorted_latencies_s: list[float], q: float) -> float:
@@ -283,6 +304,58 @@ class _Connection:
         self.reader = self.writer = None
 
 
+class _RawSender:
+    """A loopback target: raw HTTP/1.1 on one asyncio stream."""
+
+    def __init__(self, plan: LoadPlan, host: str, port: int) -> None:
+        self.plan, self.host, self.port = plan, host, port
+        self.conn = _Connection(host, port)
+
+    async def send(self, index: int) -> tuple[int, dict[str, str], bytes]:
+        return await self.conn.request(_raw_request(self.plan, self.host, self.port, index))
+
+    async def aclose(self) -> None:
+        self.conn.close()
+
+
+class _ClientSender:
+    """A remote target: httpx on one connection (TLS; proxy and CA from the environment)."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        import httpx
+
+        self.plan = plan
+        self._httpx = httpx
+        self._client: Any = None
+
+    def _open(self) -> Any:
+        if self._client is None:
+            limits = self._httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            self._client = self._httpx.AsyncClient(
+                base_url=self.plan.url, limits=limits, timeout=self.plan.timeout_s
+            )
+        return self._client
+
+    async def send(self, index: int) -> tuple[int, dict[str, str], bytes]:
+        body = self.plan.body(index) if self.plan.body else None
+        try:
+            response = await self._open().request(
+                self.plan.method, self.plan.path, content=body, headers=self.plan.headers
+            )
+        except self._httpx.HTTPError as exc:
+            raise OSError(f"{type(exc).__name__}: {exc}") from exc
+        return (
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            (response.content),
+        )
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
 def _raw_request(plan: LoadPlan, host: str, port: int, index: int) -> bytes:
     body = plan.body(index) if plan.body else b""
     lines = [f"{plan.method} {plan.path} HTTP/1.1", f"Host: {host}:{port}"]
@@ -343,28 +416,25 @@ async def run_load(
     start = time.perf_counter()
 
     async def worker() -> None:
-        conn = _Connection(host, port)
+        conn = _ClientSender(plan) if plan.remote else _RawSender(plan, host, port)
         answered = 0  # on this connection
         try:
             while (index := await tickets.get()) is not None:
                 scheduled = plan.offset_s(index)
-                raw = _raw_request(plan, host, port, index)
                 status, error, tag, note = 0, None, "", ""
                 try:
-                    status, headers, body = await asyncio.wait_for(
-                        conn.request(raw), plan.timeout_s
-                    )
+                    status, headers, body = await asyncio.wait_for(conn.send(index), plan.timeout_s)
                     if plan.classify is not None:
                         tag = plan.classify(status, headers, body)
                     if plan.note is not None:
                         note = plan.note(status, headers, body)
                     answered += 1
                     if answered == plan.requests_per_connection:
-                        conn.close()
+                        await conn.aclose()
                         answered = 0
                 except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     error = type(exc).__name__
-                    conn.close()
+                    await conn.aclose()
                     answered = 0
                 latency = time.perf_counter() - start - scheduled
                 outcome = Outcome(scheduled, latency, status, error, tag, note)
@@ -372,7 +442,7 @@ async def run_load(
                 if live is not None:
                     live.add(outcome)
         finally:
-            conn.close()
+            await conn.aclose()
 
     workers = [asyncio.create_task(worker()) for _ in range(plan.connections)]
     for index in range(total):

@@ -11,7 +11,7 @@ import asyncio
 import json
 
 from golive.errors import GateBreached
-from golive.load import LoadPlan, LoadResult, run_load
+from golive.load import LoadPlan, LoadResult, is_loopback, run_load
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
 
@@ -33,6 +33,7 @@ def assessment_load(url: str, token: str, plan: Plan, rate: float, duration: flo
         body=body,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         connections=32,
+        remote=not is_loopback(url),  # a production slot: TLS and the environment's proxy
     )
 
 

@@ -154,3 +154,26 @@ def test_a_load_process_that_dies_is_an_error_not_silence(server: str) -> None:
     assert not load.running
     with pytest.raises(LoadError, match="ended without its figures"):
         load.stop()
+
+
+def test_a_remote_plan_goes_through_httpx_and_measures_the_same(server: str) -> None:
+    """The production performance check: httpx (TLS, proxy, CA bundle from the environment)."""
+    import asyncio
+
+    from golive.load import run_load, slot_engine_tag
+
+    plan = LoadPlan(
+        server,
+        "/",
+        rate_per_s=100,
+        duration_s=1.0,
+        connections=4,
+        classify=slot_engine_tag,
+        remote=True,
+    )
+    result = asyncio.run(run_load(plan))
+    assert result.count == plan.total() and result.failed == 0
+    assert {o.tag for o in result.outcomes} == {"green/new"}
+    dead = dataclasses.replace(plan, url=f"http://127.0.0.1:{free_port()}")
+    failed = asyncio.run(run_load(dead))
+    assert failed.failed == failed.count > 0

@@ -12,7 +12,7 @@ from golive.load import LoadError, LoadPlan, LoadResult, Outcome
     [
         (LoadPlan("http://10.0.0.1:80", "/", 10, 1), "loopback"),
         (LoadPlan("http://example.com", "/", 10, 1), "loopback"),
-        (LoadPlan("https://127.0.0.1:443", "/", 10, 1), "http://"),
+        (LoadPlan("https://127.0.0.1:443", "/", 10, 1), "must be http URLs"),
         (LoadPlan("http://127.0.0.1:8080", "/", 0, 1), "rate"),
         (LoadPlan("http://127.0.0.1:8080", "/", 1e9, 1), "rate"),
         (LoadPlan("http://127.0.0.1:8080", "/", 10, 86_400), "duration"),
@@ -23,6 +23,15 @@ from golive.load import LoadError, LoadPlan, LoadResult, Outcome
 def test_bad_plans_are_refused(plan: LoadPlan, says: str) -> None:
     with pytest.raises(LoadError, match=says):
         plan.validate()
+
+
+def test_a_remote_plan_may_name_a_production_https_url() -> None:
+    assert LoadPlan("https://green.internal", "/", 10, 1, remote=True).validate() == (
+        "green.internal",
+        443,
+    )
+    with pytest.raises(LoadError, match="http or https"):
+        LoadPlan("ftp://green.internal", "/", 10, 1, remote=True).validate()
 
 
 def test_loopback_forms_are_accepted() -> None:
