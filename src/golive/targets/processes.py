@@ -47,8 +47,10 @@ class ProcessRecord:
 
     def alive(self) -> bool:
         child = _children.get(self.pid)
-        if child is not None and child.poll() is not None:
-            return False
+        if child is not None:
+            # Our own child: only reaping says it ended. /proc shows "Z" while the main thread of
+            # an exiting multi-threaded process is gone and its other threads still run.
+            return child.poll() is None and _start_ticks(self.pid) == self.start_ticks
         return _start_ticks(self.pid) == self.start_ticks and not _is_zombie(self.pid)
 
     def exit_code(self) -> int | None:
@@ -95,6 +97,7 @@ class ProcessRecord:
         """The process group (its own session: pgid == pid) must be empty once it stopped."""
         deadline = time.monotonic() + grace_s
         while self._group_alive() and time.monotonic() < deadline:
+            self._reap()  # an unreaped child of ours keeps its group alive
             time.sleep(0.05)
         if self._group_alive():
             with contextlib.suppress(ProcessLookupError, PermissionError):
