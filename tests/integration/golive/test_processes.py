@@ -4,6 +4,7 @@ zombies that a later look at /proc would still count as running."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ def test_a_stopped_child_is_reaped_and_reads_as_ended(tmp_path: Path) -> None:
     record = spawn([sys.executable, str(script)], dict(os.environ), tmp_path / "log", tmp_path)
     time.sleep(0.5)
     assert record.alive()
+    record.send(signal.SIGTERM)
+    time.sleep(0.3)
+    assert record.alive(), "still draining, yet read as ended (its main thread is a zombie)"
     assert record.stop(timeout_s=10) is True
     assert not record.alive()
     assert not Path(f"/proc/{record.pid}").exists(), "left as a zombie: never reaped"
