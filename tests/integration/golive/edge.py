@@ -40,6 +40,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -130,6 +131,62 @@ def loopback_upstream(url: str) -> str:
     if parts.scheme != "http" or not loopback or parts.port is None:
         raise ValueError(f"an upstream must be http://127.0.0.1:PORT, not {url!r}")
     return url.rstrip("/")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class ChildProcess:
+    """A process this test process started (in a session of its own), stopped and reaped by its
+    ``Popen``: golive's ``ProcessRecord`` takes the zombie thread-group leader of an exiting Go
+    program (Prometheus, Alertmanager) for a dead process and leaves it unreaped."""
+
+    popen: subprocess.Popen[bytes]
+    argv: list[str]
+    log: Path
+    start_ticks: int  # /proc/<pid>/stat field 22: the pid and this tell the process apart
+
+    @classmethod
+    def start(
+        cls, argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path
+    ) -> ChildProcess:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        stat = Path(f"/proc/{popen.pid}/stat").read_text(encoding="ascii", errors="replace")
+        return cls(popen, list(argv), log, int(stat.rsplit(")", 1)[1].split()[19]))
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, up to ``timeout_s`` to exit, then SIGKILL; reaped either way."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+
+    def log_tail(self, characters: int = 3000) -> str:
+        try:
+            return self.log.read_text(encoding="utf-8", errors="replace")[-characters:]
+        except OSError:
+            return ""
 
 
 # --------------------------------------------------------------------------- the test CA
@@ -458,7 +515,7 @@ class Edge:
         self.hosts = tuple(dict.fromkeys(normal_host(h) for h in [*hosts, *routes]))
         self._routes = {normal_host(h): loopback_upstream(u) for h, u in routes.items()}
         self._lock = threading.Lock()
-        self.process: Any = None
+        self.process: ChildProcess | None = None
         self.certificates: Certificates | None = None
         self.proxy_url = ""
 
@@ -472,8 +529,6 @@ class Edge:
         return self.directory / "edge.log"
 
     def __enter__(self) -> Edge:
-        from golive.targets.processes import spawn
-
         self.directory.mkdir(parents=True, exist_ok=True)
         self.certificates = issue_certificates(self.directory / "tls", self.hosts)
         self._write_routes()
@@ -484,10 +539,10 @@ class Edge:
         argv += ["--cert", str(self.certificates.cert_file)]
         argv += ["--key", str(self.certificates.key_file)]
         env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
-        self.process = spawn(argv, env, self.log_file, self.directory)
+        process = self.process = ChildProcess.start(argv, env, self.log_file, self.directory)
         try:
             _wait_until(
-                lambda: ready.exists() or not self.process.alive(),
+                lambda: ready.exists() or not process.alive(),
                 START_TIMEOUT_S,
                 "the edge did not start",
             )
@@ -507,8 +562,10 @@ class Edge:
             self.process.stop(timeout_s=5)
 
     def env(self) -> dict[str, str]:
-        """What a client process needs to reach the hosts through this edge."""
+        """What a client process needs to reach the hosts through this edge (any proxy of the
+        machine's for plain http is blanked: httpx, curl and kubectl read empty as unset)."""
         return {
+            **{name: "" for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")},
             "HTTPS_PROXY": self.proxy_url,
             "https_proxy": self.proxy_url,
             "NO_PROXY": NO_PROXY,
@@ -566,6 +623,7 @@ class ThreadServer:
         import uvicorn
 
         self.sockets = [_loopback_socket() for _ in range(sockets)]
+        self.ports = [int(s.getsockname()[1]) for s in self.sockets]
         config = uvicorn.Config(
             app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1
         )
@@ -573,10 +631,6 @@ class ThreadServer:
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": self.sockets}, daemon=True
         )
-
-    @property
-    def ports(self) -> list[int]:
-        return [int(s.getsockname()[1]) for s in self.sockets]
 
     @property
     def url(self) -> str:
@@ -852,8 +906,8 @@ class MonitoringStack:
         self._rules = list(rules) if rules is not None else None
         self._alertmanager_config = alertmanager_config
         self.interval = interval
-        self.prometheus: Any = None
-        self.alertmanager: Any = None
+        self.prometheus: ChildProcess | None = None
+        self.alertmanager: ChildProcess | None = None
         self.prometheus_url = ""
         self.alertmanager_url = ""
 
@@ -885,8 +939,13 @@ class MonitoringStack:
                 process.stop(timeout_s=10)
 
     @property
+    def processes(self) -> list[ChildProcess]:
+        """Prometheus and Alertmanager."""
+        return [p for p in (self.prometheus, self.alertmanager) if p is not None]
+
+    @property
     def pids(self) -> list[int]:
-        return [p.pid for p in (self.prometheus, self.alertmanager) if p is not None]
+        return [p.pid for p in self.processes]
 
     def add_golive_target(self, address: str) -> None:
         """Scrape golive's exporter at ``host:port`` as job ``golive`` (picked up within ~1 s)."""
@@ -943,8 +1002,6 @@ class MonitoringStack:
         }
 
     def _start_alertmanager(self, binary: str) -> None:
-        from golive.rehearsal.prometheus import free_port
-        from golive.targets.processes import spawn
 
         given = self._alertmanager_config
         config = self.directory / "alertmanager.yml"
@@ -952,7 +1009,7 @@ class MonitoringStack:
             shutil.copyfile(given, config)
         else:
             config.write_text(yaml.safe_dump(dict(given or ALERTMANAGER_QUIET)), encoding="utf-8")
-        port = free_port()
+        port = _free_port()
         argv = [
             binary,
             f"--config.file={config}",
@@ -960,17 +1017,15 @@ class MonitoringStack:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ]
-        self.alertmanager = spawn(
+        self.alertmanager = ChildProcess.start(
             argv, os.environ, self.directory / "alertmanager.log", self.directory
         )
         self.alertmanager_url = f"http://127.0.0.1:{port}"
         _wait_ready("Alertmanager", self.alertmanager_url, self.alertmanager)
 
     def _start_prometheus(self, binary: str) -> None:
-        from golive.rehearsal.prometheus import free_port
-        from golive.targets.processes import spawn
 
-        port = free_port()
+        port = _free_port()
         assert self.alertmanager_url
         am_port = int(self.alertmanager_url.rsplit(":", 1)[1])
         config = self.directory / "prometheus.yml"
@@ -983,7 +1038,9 @@ class MonitoringStack:
             "--storage.tsdb.retention.time=1d",
             "--rules.alert.resend-delay=1s",
         ]
-        self.prometheus = spawn(argv, os.environ, self.directory / "prometheus.log", self.directory)
+        self.prometheus = ChildProcess.start(
+            argv, os.environ, self.directory / "prometheus.log", self.directory
+        )
         self.prometheus_url = f"http://127.0.0.1:{port}"
         _wait_ready("Prometheus", self.prometheus_url, self.prometheus)
 
@@ -1012,11 +1069,10 @@ class MonitoringStack:
         return up
 
 
-def _wait_ready(name: str, url: str, process: Any) -> None:
+def _wait_ready(name: str, url: str, process: ChildProcess) -> None:
     def ready() -> bool:
         if not process.alive():
-            log = Path(process.log).read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise RuntimeError(f"{name} exited at start:\n{log}")
+            raise RuntimeError(f"{name} exited at start:\n{process.log_tail(2000)}")
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200
         return False
@@ -1035,7 +1091,11 @@ class Dependencies:
     legacy_url: str
     bureau_api_key_file: Path
     flag_file: Path  # the traffic flag, disabled: for a service started outside the cluster
-    pids: list[int] = field(default_factory=list)
+    processes: list[ChildProcess] = field(default_factory=list)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
 
     def pod_env(self) -> dict[str, str]:
         return {
@@ -1051,31 +1111,69 @@ class Dependencies:
 
 @contextlib.contextmanager
 def start_dependencies(tmp_path: Path, clients: int = 500) -> Iterator[Dependencies]:
-    """The rehearsal's emulators on the first ``clients`` seeded clients' data (the same ones
-    ``credit-assessment seed --clients N`` writes), stopped by pid on exit."""
+    """The rehearsal's emulators (``python -m golive.rehearsal.bureau`` / ``.legacy``, as
+    ``golive.rehearsal.emulators`` runs them) on the first ``clients`` seeded clients' data (what
+    ``credit-assessment seed --clients N`` writes), the bureau behind an API key in a 0600 file;
+    stopped and reaped on exit."""
     from credit_assessment.seed import write_legacy_clients
     from credit_assessment.sources.bureau_export import write_reports
     from golive.rehearsal import emulators
+    from golive.traffic.document import write_disabled
 
     home = tmp_path / "dependencies"
     legacy_file, bureau_file = emulators.data_files(home)
     legacy_file.parent.mkdir(parents=True, exist_ok=True)
     write_legacy_clients(legacy_file, clients)
     write_reports(bureau_file, clients)
+    key_file = home / "secrets" / "bureau-api-key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secrets.token_urlsafe(32))
+    flag_file = home / "flags" / "flags.json"
+    write_disabled(flag_file)
+    env = {**os.environ, "BUREAU_API_KEY": key_file.read_text(encoding="utf-8")}
+    specs = {
+        "bureau": ["--reports", str(bureau_file), "--api-key-env", "BUREAU_API_KEY"],
+        "legacy": ["--clients", str(legacy_file)],
+    }
+    started: dict[str, tuple[ChildProcess, str]] = {}
     try:
-        urls = emulators.start(home)
-        env = emulators.slot_env(home)
-        record = json.loads((home / emulators.RECORD).read_text(encoding="utf-8"))
-        pids = [int(record[name]["process"]["pid"]) for name in ("bureau", "legacy")]
+        for name, args in specs.items():
+            port = _free_port()
+            argv = [sys.executable, "-m", f"golive.rehearsal.{name}", *args]
+            argv += ["--port", str(port), "--seed", "1"]
+            process = ChildProcess.start(argv, env, home / "logs" / f"{name}.log", home)
+            started[name] = (process, f"http://127.0.0.1:{port}")
+        for name, (process, url) in started.items():
+            _wait_answering(name, url + emulators.HEALTH[name][1], process)
         yield Dependencies(
-            urls["bureau"],
-            urls["legacy"],
-            Path(env["BUREAU_API_KEY_FILE"]),
-            Path(env["FLAGD_OFFLINE_FLAG_SOURCE_PATH"]),
-            pids,
+            started["bureau"][1],
+            started["legacy"][1],
+            key_file,
+            flag_file,
+            [process for process, _ in started.values()],
         )
     finally:
-        emulators.stop(home)
+        for process, _ in started.values():
+            process.stop(timeout_s=5)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_answering(name: str, url: str, process: ChildProcess) -> None:
+    def answering() -> bool:
+        if not process.alive():
+            raise RuntimeError(f"the {name} emulator exited at start:\n{process.log_tail(2000)}")
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(url, timeout=1.0).status_code == 200
+        return False
+
+    _wait_until(answering, START_TIMEOUT_S, f"the {name} emulator did not answer {url}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ Alertmanager run for real. Every process is gone afterwards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -201,8 +203,18 @@ def curl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return run(["curl", "-sS", "--max-time", "20", *args], env)
 
 
-def gone(pid: int) -> bool:
-    return not Path(f"/proc/{pid}").exists()
+def left(processes: list[Any]) -> list[str]:
+    """Those of ``processes`` (``ProcessRecord``) still there, zombies too: their pids.
+
+    A process is the pid *and* its start time: pids wrap (pid_max is 32768 here) and a pid
+    seen again may be another process's."""
+    there = []
+    for process in processes:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{process.pid}/stat").read_text(encoding="ascii")
+            if int(stat.rsplit(")", 1)[1].split()[19]) == process.start_ticks:
+                there.append(f"pid {process.pid}: {process.argv[0]}")
+    return there
 
 
 # --------------------------------------------------------------------------- the edge
@@ -314,6 +326,19 @@ def test_tls_verifies_with_the_test_ca_only(edge: Edge) -> None:
     assert trusted.returncode == 0, trusted.stderr
 
 
+def test_the_proxy_answers_malformed_requests_and_keeps_serving(through_edge: Edge) -> None:
+    port = int(through_edge.proxy_url.rsplit(":", 1)[1])
+    answers = []
+    for head in (b"HELLO\r\n\r\n", b"GET http://bureau.internal/ HTTP/1.1\r\n\r\n", b""):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head)
+            sock.shutdown(socket.SHUT_WR)
+            answers.append(sock.recv(200).split(b"\r\n", 1)[0])
+    assert answers == [b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 405 Method Not Allowed", b""]
+    with httpx.Client(base_url=f"https://{AUTH_HOST}", timeout=10) as client:
+        assert client.get("/echo").json()["upstream"] == AUTH_HOST
+
+
 def test_no_proxy_keeps_loopback_calls_direct(
     monkeypatch: pytest.MonkeyPatch, through_edge: Edge, upstreams: Upstreams
 ) -> None:
@@ -350,12 +375,14 @@ def test_routes_change_while_running_and_a_dead_upstream_is_a_502(
         dead = curl("-o", "/dev/null", "-w", "%{http_code}", f"https://{GREEN_HOST}/", env=env)
         assert dead.stdout == "502"
 
+        with pytest.raises(ValueError, match="upstream must be"):
+            Edge(tmp_path, {AUTH_HOST: "https://auth.example.com"})
         with pytest.raises(ValueError, match="not in the edge's certificate"):
             edge.route("evil.example.net", upstreams.url_of["spare"])
         with pytest.raises(ValueError, match="upstream must be"):
             edge.route(GREEN_HOST, "http://10.0.0.1:80")
-        pid = edge.process.pid
-    assert gone(pid)
+        process = edge.process
+    assert left([process]) == []
 
 
 @needs_curl
@@ -451,6 +478,8 @@ def test_identity_provider_issues_client_credentials_tokens_and_refuses_bad_clie
         assert httpx.get(idp.token_url).status_code == 405
         assert idp.issued == 2
         assert idp.client_secret not in wrong.text
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(idp.jwks_url, timeout=5)  # stopped with the block
 
 
 @pytest.mark.slow
@@ -501,8 +530,9 @@ def test_a_real_service_accepts_the_providers_tokens_and_golive_smoke_passes_thr
                 assert "external service: legacy system" in names
         finally:
             server.stop()
-        emulator_pids = deps.pids
-    assert all(gone(pid) for pid in emulator_pids)
+        emulators = deps.processes
+    assert len(emulators) == 2
+    assert left(emulators) == []
 
 
 def _assess_with_provider_tokens(idp: IdentityProvider) -> None:
@@ -594,9 +624,9 @@ def test_monitoring_stack_scrapes_discovered_targets_loads_rules_and_alerts(
             ),
             "Prometheus never listed its Alertmanager",
         )
-        pids = stack.pids
-        assert len(pids) == 2
-    assert all(gone(pid) for pid in pids)
+        processes = stack.processes
+        assert len(processes) == 2
+    assert left(processes) == []
 
 
 def _poll(check: Any, what: str, timeout_s: float = 30) -> None:
