@@ -84,10 +84,12 @@ class TokenVerifier:
             raise unauthorized(f"Token algorithm is not {self._algorithm}") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise unauthorized(f"Token lacks the '{exc.claim}' claim") from exc
-        except jwt.PyJWKClientError as exc:
+        except jwt.PyJWKClientConnectionError as exc:
             raise Problem(
                 503, "unavailable", "Service unavailable", "Signing keys unavailable"
             ) from exc
+        except jwt.PyJWKClientError as exc:  # the JWKS answered, without the token's key
+            raise unauthorized("Token signing key is not known") from exc
         except jwt.InvalidTokenError as exc:
             raise unauthorized("Token is invalid") from exc
         subject = str(claims["sub"])

@@ -567,9 +567,9 @@ def _assess_with_provider_tokens(idp: IdentityProvider) -> None:
     assert assess(idp.mint(sub="elsewhere", aud="another-service")).status_code == 401
     assert assess(idp.mint(sub="spoof", iss="https://auth.example.org/")).status_code == 401
     unknown_kid = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": "not-a-key"})
-    # Refused; the service answers 503 "Signing keys unavailable" for a key id its JWKS does not
-    # have (PyJWKClientError), where a client would expect 401.
-    assert assess(unknown_kid).status_code in (401, 503)
+    # A key id the JWKS does not have is the client's problem (401), not an outage (503).
+    refused = assess(unknown_kid)
+    assert refused.status_code == 401 and "signing key is not known" in refused.text
 
 
 # --------------------------------------------------------------------------- monitoring
