@@ -240,3 +240,21 @@ def test_a_bad_exporter_setting_names_its_field(exporter: dict[str, Any], proble
     with pytest.raises(PlanError) as caught:
         plan_with({"exporter": exporter})
     assert problem in str(caught.value)
+
+
+def test_the_podmonitor_and_the_local_scrape_config_find_the_exporter_the_plans_name() -> None:
+    monitoring = REPO / "deploy" / "monitoring"
+    documents = yaml.safe_load_all((monitoring / "kubernetes/servicemonitor.yaml").read_text())
+    (pod_monitor,) = [d for d in documents if d["kind"] == "PodMonitor"]
+    assert pod_monitor["spec"]["selector"]["matchLabels"] == {"app": "golive"}
+    (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert {"targetLabel": "job", "replacement": "golive", "action": "replace"} in endpoint[
+        "relabelings"
+    ]
+    production = parse((REPO / "deploy/golive/production.yaml").read_text(), "production.yaml")
+    exporter = production.monitoring.exporter
+    assert exporter is not None and (exporter.host, exporter.port) == ("0.0.0.0", 9464)
+    local = yaml.safe_load((monitoring / "prometheus/prometheus.local.yml").read_text())
+    (job,) = [c for c in local["scrape_configs"] if c["job_name"] == "golive"]
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]  # the default port
