@@ -22,9 +22,14 @@ from tests.integration.monitoring.conftest import REPO, MonitoringStack, wait_un
 
 from golive import journal as j
 from golive.exporter import RunExporter
+from golive.journal import Control
+from golive.monitoring import PrometheusMonitoring
 from golive.plan import Plan, parse
 from golive.steps.backup import VerifyBackup
+from golive.steps.base import StepContext
+from golive.steps.monitoring import VerifyMonitoring, check_golive_scraped
 from golive.steps.shift import TRAFFIC_SHIFTED
+from golive.targets.fake import FakeTarget
 
 RUN_ID = "20261205T200000Z-2.0.0-c0de"
 
@@ -55,6 +60,12 @@ def start_stage(journal: j.Journal, weight: int, previous: int, deadline_s: floa
     journal.append(j.STEP_STARTED, step=step, title=f"Traffic stage: {weight}%", index=1)
     journal.append(
         TRAFFIC_SHIFTED, step=step, weight=weight, previous=previous, deadline_s=deadline_s
+    )
+
+
+def context(plan: Plan, journal: j.Journal) -> StepContext:
+    return StepContext(
+        plan=plan, target=FakeTarget(), journal=journal, control=Control(plan.state_dir)
     )
 
 
@@ -143,5 +154,35 @@ def test_a_freshly_verified_backup_and_a_stage_in_time_stay_quiet(
                 'time() - golive_backup_last_verified_timestamp_seconds{job="golive"}'
             )
             assert 0 < float(age[0]["value"][1]) < 3600
+
+            # verify-monitoring's finding: this run's metrics, with its step running, arrived.
+            step = VerifyMonitoring.name
+            journal.append(j.STEP_STARTED, step=step, title=VerifyMonitoring.title, index=13)
+            with PrometheusMonitoring(stack.prometheus_url) as prometheus:
+                check = check_golive_scraped(context(plan, journal), prometheus, step, 20)
+            assert check.passed, check.detail
+            assert check.detail.startswith(f"this run's metrics scraped from {exporter.address}")
     finally:
         exporter.stop()
+
+
+def test_verify_monitoring_fails_when_this_runs_metrics_are_not_scraped(
+    monitoring_stack: MonitoringStack, tmp_path: Path
+) -> None:
+    """The stack scrapes a stand-in as job golive, not this run: the finding fails, naming
+    what to scrape; with the exporter off in the plan it says so and passes."""
+    plan = plan_in(tmp_path)
+    journal = j.open_run(plan.state_dir.resolve(), RUN_ID)
+    write_earlier_events(journal, backup_hours_ago=1)
+    monitoring_stack.wait_for_samples('up{job="golive"} == 1')
+    with PrometheusMonitoring(monitoring_stack.prometheus_url) as prometheus:
+        check = check_golive_scraped(context(plan, journal), prometheus, "verify-monitoring", 2)
+        assert not check.passed
+        assert check.detail.startswith(
+            f"golive's metrics of run {RUN_ID} are not in Prometheus after 2 s: scrape job golive"
+        )
+        off = plan.model_copy(
+            update={"monitoring": plan.monitoring.model_copy(update={"exporter": None})}
+        )
+        skipped = check_golive_scraped(context(off, journal), prometheus, "verify-monitoring", 2)
+    assert skipped.passed and "monitoring.exporter: null" in skipped.detail
