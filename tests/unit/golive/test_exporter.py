@@ -1,4 +1,5 @@
-"""The exporter's fold: what golive's metrics say after a sequence of journal events.
+"""golive's own metrics: the exporter's fold (what the metrics say after a sequence of journal
+events), the plan's setting, and where Prometheus is told to find them.
 
 Events are written as the runner and the steps journal them (names from ``golive.journal`` and
 ``golive.steps.shift``), with explicit timestamps, so a three-day go-live is a table here.
@@ -15,8 +16,9 @@ import pytest
 import yaml
 
 from golive import journal as j
-from golive.exporter import RunCollector, RunFigures
+from golive.exporter import RunCollector, RunFigures, discovery_file
 from golive.plan import PlanError, parse
+from golive.rehearsal.prometheus import prometheus_config
 from golive.steps.backup import VerifyBackup
 from golive.steps.shift import TRAFFIC_ROLLED_BACK, TRAFFIC_SHIFTED
 
@@ -258,3 +260,17 @@ def test_the_podmonitor_and_the_local_scrape_config_find_the_exporter_the_plans_
     local = yaml.safe_load((monitoring / "prometheus/prometheus.local.yml").read_text())
     (job,) = [c for c in local["scrape_configs"] if c["job_name"] == "golive"]
     assert job["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]  # the default port
+
+
+def test_the_rehearsals_prometheus_discovers_golive_from_the_file_the_run_writes(
+    tmp_path: Path,
+) -> None:
+    data = yaml.safe_load((REPO / "deploy/golive/rehearsal.yaml").read_text(encoding="utf-8"))
+    data["target"]["state_dir"] = "relative/state"
+    plan = parse(yaml.safe_dump(data), "plan.yaml")
+    config = prometheus_config(plan, tmp_path, None)
+    (job,) = [c for c in config["scrape_configs"] if c["job_name"] == "golive"]
+    (sd,) = job["file_sd_configs"]
+    # Absolute: Prometheus runs in another directory than golive.
+    assert sd["files"] == [str(discovery_file(Path("relative/state").resolve()))]
+    assert Path(sd["files"][0]).is_absolute() and sd["refresh_interval"] == "1s"
