@@ -361,11 +361,12 @@ class RunExporter:
             self._unsubscribe()
             self._unsubscribe = None
         if self._server is not None:
+            # First, so discovery drops the target before a scrape could fail.
+            with contextlib.suppress(OSError):
+                write_discovery(self.discovery, None)
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-            with contextlib.suppress(OSError):
-                write_discovery(self.discovery, None)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
