@@ -18,7 +18,8 @@ operators.
           │   ├── ValidationConfigError the validation config is invalid (file: field: why)
           │   ├── ExportError           the legacy export is malformed (file:row: column: why)
           │   ├── ReplayRefused         the service refused the replay's token or path
-          │   └── RestoreNotConfirmed   the operator did not confirm `golive db restore`
+          │   ├── RestoreNotConfirmed   the operator did not confirm `golive db restore`
+          │   └── ExporterAddressError  golive's metrics address is in use or not of this machine
     3     ├── ManifestError             rendered manifests cannot be read or are inconsistent
           │   └── SecretWiringError     workloads mount Secret keys no ExternalSecret writes
     4     ├── VaultError                Vault could not answer the question
@@ -160,6 +161,12 @@ class RestoreNotConfirmed(UsageError):
     """The operator did not confirm the restore."""
 
     default_hint = "nothing was changed; answer 'yes' or pass --yes to restore"
+
+
+class ExporterAddressError(UsageError):
+    """golive cannot serve its metrics on the plan's ``monitoring.exporter`` address."""
+
+    default_hint = "set another monitoring.exporter.port in the plan (0: any free port)"
 
 
 # --- manifests and Vault (`golive secrets check`) -----------------------------------------------

@@ -19,7 +19,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,11 +55,27 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+Listener = Callable[[dict[str, Any]], None]
+
+
 class Journal:
-    """One run's event log. ``append`` returns only after the line is on disk."""
+    """One run's event log. ``append`` returns only after the line is on disk, then hands the
+    record to every listener (``subscribe``; golive's metrics exporter is one). A listener
+    runs in the appending thread and must not raise."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every record appended from now on; returns the unsubscribe."""
+        self.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self.listeners.remove(listener)
+
+        return unsubscribe
 
     @property
     def run_dir(self) -> Path:
@@ -75,6 +91,8 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+        for listener in list(self.listeners):
+            listener(record)
         return record
 
     def events(self) -> list[dict[str, Any]]:

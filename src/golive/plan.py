@@ -304,10 +304,23 @@ class Rehearsal(_Strict):
     previous_schema_revision: str | None = None
 
 
+class Exporter(_Strict):
+    """Where golive serves its own metrics while a run goes on (docs/monitoring.md)."""
+
+    # 127.0.0.1: scraped from this machine only; 0.0.0.0 inside a pod (the PodMonitor's port).
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    # 0: any free port (the bound address is journaled as exporter_started and written for
+    # Prometheus' file-based discovery in <state_dir>/exporter/targets.json).
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
 class Monitoring(_Strict):
     prometheus_url: str | None = None
     grafana_url: str | None = None
     alertmanager_url: str | None = None
+    # golive's metrics endpoint, on by default; null turns it off (GoLiveStageOverdue and
+    # GoLiveBackupTooOld then have nothing to read).
+    exporter: Exporter | None = Exporter()
 
 
 class PlanValidation(ValidationConfig):

@@ -13,6 +13,12 @@ the exit code, says what caused it (``golive.errors.run_outcome``). On SIGINT or
 SIGTERM the step in progress is undone and the run left resumable; signals are masked while
 undoing, so the router is never left half-switched. The report is written at the end of every
 run, whatever the outcome.
+
+While a run (or ``golive rollback``) holds the lock, golive serves its own metrics
+(``golive.exporter``), folded from this journal: bound before anything is journaled, so a port
+in use stops ``golive run`` with nothing done; stopped, and the port freed, however the run
+ends. ``golive rollback`` never refuses to roll back for the sake of its metrics port: it
+journals why it runs without them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from golive import credentials
 from golive import journal as j
 from golive.credentials import TokenSource
 from golive.errors import (
+    ExporterAddressError,
     GoLiveBusyError,
     GoLiveError,
     Interrupted,
@@ -38,6 +45,7 @@ from golive.errors import (
     UsageError,
     run_outcome,
 )
+from golive.exporter import EXPORTER_STARTED, RunExporter, exporting
 from golive.journal import Control, Journal, RunLock
 from golive.load import LiveCounts
 from golive.plan import Plan
@@ -120,9 +128,10 @@ class Runner:
     def run(self, *, resume: bool = False, report: bool = True) -> Journal:
         """Run (or resume) the go-live; raises a StepFailed (chosen by the cause), RollbackFailed
         or Interrupted on failure."""
-        with RunLock(self.state_dir), self.guard.installed():
+        with RunLock(self.state_dir), self.guard.installed(), exporting(self.plan) as exporter:
             journal = self._open(resume)
             self.journal = journal
+            self._export(journal, exporter)
             try:
                 self._execute(self._context(journal))
             finally:
@@ -141,12 +150,22 @@ class Runner:
             state = journal.state()
             if state.outcome == "rolled_back":
                 return journal, []
-            journal.append(j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})")
-            current = next((s for s in self.steps if s.name == state.current), None)
-            try:
-                undone = self._rollback(self._context(journal), current, "operator rollback")
-            finally:
-                self.write_report()
+            with contextlib.ExitStack() as stack:
+                try:
+                    exporter = stack.enter_context(exporting(self.plan))
+                except ExporterAddressError as exc:
+                    exporter = None
+                    journal.append(j.NOTE, text=f"rolling back without golive's metrics: {exc}")
+                    self.observer.message(f"golive's metrics are off for this rollback: {exc}")
+                self._export(journal, exporter)
+                journal.append(
+                    j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})"
+                )
+                current = next((s for s in self.steps if s.name == state.current), None)
+                try:
+                    undone = self._rollback(self._context(journal), current, "operator rollback")
+                finally:
+                    self.write_report()
             return journal, undone
 
     def write_report(self) -> None:
@@ -156,6 +175,19 @@ class Runner:
             write_report(self.journal, self.plan)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _export(self, journal: Journal, exporter: RunExporter | None) -> None:
+        """Serve the figures of this journal (rebuilt from its events first: a resume)."""
+        if exporter is None:
+            return
+        exporter.follow(journal)
+        journal.append(
+            EXPORTER_STARTED,
+            url=exporter.url,
+            listen=f"{exporter.settings.host}:{exporter.port}",
+            discovery=str(exporter.discovery),
+        )
+        self.observer.message(f"golive's metrics on {exporter.url}")
 
     def _context(self, journal: Journal) -> StepContext:
         return StepContext(

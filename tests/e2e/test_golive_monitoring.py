@@ -42,6 +42,8 @@ def test_verify_monitoring_against_real_prometheus_scraping_real_slots(tmp_path:
         for check in ("targets/blue", "targets/green", "rules/loaded", "alerts"):
             assert checks[check]
         assert checks["samples/flow/green"] and checks["alertmanager"]
+        # golive's own metrics reached the rehearsal's Prometheus through file-based discovery.
+        assert checks["samples/golive"]
         report = (journal.run_dir / "report.md").read_text(encoding="utf-8")
         assert "## Monitoring" in report and "| targets/green | ok |" in report
     finally:

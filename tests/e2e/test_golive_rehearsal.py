@@ -55,6 +55,14 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
     series = json.loads((run_dir / "background-load.json").read_text())
     assert sum(w["requests"] for w in series["windows"]) == load["requests"]
 
+    # golive served its own metrics for the whole run, and the rehearsal's Prometheus had them.
+    exporter = next(e for e in events if e["event"] == "exporter_started")
+    assert exporter["url"].startswith("http://127.0.0.1:")
+    monitoring = stages["verify-monitoring"]
+    if not monitoring.get("skipped"):  # Prometheus installed
+        found = {f["check"]: f["passed"] for f in monitoring["findings"]}
+        assert found["samples/golive"], monitoring["findings"]
+
     smoke = stages["smoke-green"]["checks"]
     checked = {c["name"]: c["status"] for c in smoke}
     assert checked["external service: credit bureau"] == "passed"

@@ -472,6 +472,17 @@ def golive() -> dashboard.Dashboard:
                 [(f"sum by (slot) (credit_assessment_ready{{{SERVICE}}})", "{{slot}}")],
             )
         )
+        .with_panel(
+            series(
+                "Step in progress and pauses",
+                [
+                    ('golive_step_info{job="golive"}', "{{action}} {{step}}"),
+                    ('golive_run_paused{job="golive"}', "paused"),
+                ],
+                description="The step golive runs (or undoes) now, from its own metrics.",
+                width=24,
+            )
+        )
     )
 
 

@@ -1,9 +1,12 @@
 """Prometheus and Alertmanager for the rehearsal, when the Debian binaries are installed.
 
 ``start`` writes a config scraping both slots (``job="credit-assessment"``, ``slot`` label —
-the contract of the rules and dashboards) every second, with the committed rules from
-``deploy/monitoring/prometheus/rules``, and starts Prometheus (and Alertmanager, when present)
-on free loopback ports. The processes are recorded in the local target's state under
+the contract of the rules and dashboards) and golive's own metrics (``job="golive"``) every
+second, with the committed rules from ``deploy/monitoring/prometheus/rules``, and starts
+Prometheus (and Alertmanager, when present) on free loopback ports. Prometheus starts before
+the go-live does, so it finds golive's exporter — on whatever port the run bound — through the
+file-based discovery file the runner writes (``golive.exporter.discovery_file``); the file
+starts empty. The processes are recorded in the local target's state under
 ``monitoring`` (pid + start time), so ``LocalTarget.down`` stops them by pid like the slots.
 When ``prometheus`` is missing, the record says so and ``verify-monitoring`` reports the skip.
 """
@@ -23,6 +26,7 @@ import httpx
 import yaml
 
 from golive.errors import TargetError
+from golive.exporter import discovery_file, write_discovery
 from golive.plan import Plan
 from golive.targets.processes import spawn
 
@@ -67,7 +71,17 @@ def prometheus_config(plan: Plan, rules: Path, alertmanager_port: int | None) ->
         },
         "rule_files": [str(path) for path in sorted(rules.glob("*.rules.yml"))],
         "scrape_configs": [
-            {"job_name": "credit-assessment", "metrics_path": "/metrics", "static_configs": slots}
+            {"job_name": "credit-assessment", "metrics_path": "/metrics", "static_configs": slots},
+            {
+                "job_name": "golive",
+                "metrics_path": "/metrics",
+                "file_sd_configs": [
+                    {
+                        "files": [str(discovery_file(plan.state_dir.resolve()))],
+                        "refresh_interval": INTERVAL,
+                    }
+                ],
+            },
         ],
     }
     if alertmanager_port is not None:
@@ -134,6 +148,8 @@ def start(plan: Plan, home: Path, save: Callable[[dict[str, Any]], None]) -> dic
             "alertmanager not installed (apt-get install prometheus-alertmanager)"
         )
     port = free_port()
+    # Watched from the start, empty (no run holds the lock now): the go-live's run fills it in.
+    write_discovery(discovery_file(plan.state_dir.resolve()), None)
     config = directory / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(prometheus_config(plan, repository_rules(), am_port), sort_keys=False),

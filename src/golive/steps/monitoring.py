@@ -1,6 +1,6 @@
 """Verify monitoring is live: every slot an ``up`` target, rules loaded, no critical alert
-firing, fresh samples of ``credit_assessments_total`` after a test request, Alertmanager
-reachable.
+firing, fresh samples of ``credit_assessments_total`` after a test request, golive's own
+metrics of this run scraped (the go-live alerts read them), Alertmanager reachable.
 
 Prometheus is the plan's ``monitoring.prometheus_url``, else the one the rehearsal started
 (``LocalTarget.monitoring()``). Without either the step says plainly why it is skipped —
@@ -23,6 +23,13 @@ from golive.steps.base import StepContext, StepResult
 
 FLOW_TIMEOUT_S = 20.0
 FLOW_QUERY = 'sum(credit_assessments_total{job="credit-assessment",slot="%s"})'
+# Three scrapes of the PodMonitor's 15 s interval.
+EXPORTER_TIMEOUT_S = 45.0
+# The step golive reports running, from the exporter of this very run (golive.exporter).
+EXPORTER_QUERY = (
+    'golive_step_info{job="golive",step="%s"} '
+    'and on (job, instance) golive_run_info{job="golive",run="%s"}'
+)
 
 
 def _urls(ctx: StepContext) -> tuple[str | None, str | None, str | None]:
@@ -95,6 +102,43 @@ def _instances(ctx: StepContext) -> dict[str, tuple[Mapping[str, str], ...]]:
     return wanted
 
 
+def check_golive_scraped(
+    ctx: StepContext, prometheus: PrometheusMonitoring, step: str, timeout_s: float
+) -> Check:
+    """Prometheus has this run's own metrics, with ``step`` running: GoLiveStageOverdue and
+    GoLiveBackupTooOld can fire."""
+    name = "samples/golive"
+    if ctx.plan.monitoring.exporter is None:
+        return Check(
+            name, True, "golive's metrics are off (monitoring.exporter: null): not checked"
+        )
+    run = ctx.state.run_id
+    started = time.monotonic()
+    while True:
+        try:
+            body = prometheus.query(EXPORTER_QUERY % (step, run))
+        except MonitoringUnavailableError as exc:
+            return Check(name, False, exc.message)
+        found = body.get("data", {}).get("result", []) if body.get("status") == "success" else []
+        if found:
+            instance = found[0].get("metric", {}).get("instance", "?")
+            return Check(
+                name,
+                True,
+                f"this run's metrics scraped from {instance} (job golive) after "
+                f"{time.monotonic() - started:.1f} s",
+            )
+        if time.monotonic() - started >= timeout_s:
+            return Check(
+                name,
+                False,
+                f"golive's metrics of run {run} are not in Prometheus after {timeout_s:g} s: "
+                "scrape job golive (the PodMonitor, or file_sd_configs on "
+                "<state_dir>/exporter/targets.json)",
+            )
+        time.sleep(0.5)
+
+
 def check_alertmanager(url: str | None) -> Check:
     if not url:
         return Check("alertmanager", True, "not configured: alert delivery not checked here")
@@ -122,6 +166,9 @@ class VerifyMonitoring:
             )
             if not failures(findings[:1]):  # Prometheus answers: prove data flows end to end
                 findings.append(check_flow(ctx, prometheus, "green"))
+                findings.append(
+                    check_golive_scraped(ctx, prometheus, self.name, EXPORTER_TIMEOUT_S)
+                )
         findings.append(check_alertmanager(alertmanager))
         for finding in findings:
             ctx.observer.message(f"  {finding}")
@@ -156,5 +203,6 @@ class VerifyMonitoring:
             f"curl -s {prom}/api/v1/alerts "
             "| jq '.data.alerts[] | select(.labels.severity==\"critical\")'",
             f"curl -s '{prom}/api/v1/query?query=sum by (slot) (credit_assessments_total)'",
+            f"curl -s '{prom}/api/v1/query?query=golive_step_info' | jq '.data.result[].metric'",
             f"curl -s {alertmanager}/api/v2/status | jq .versionInfo",
         ]

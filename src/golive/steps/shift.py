@@ -113,6 +113,7 @@ class TrafficStage:
             previous=self.previous_weight,
             instances=weights,
             verified_in_s=verified_s,
+            deadline_s=deadline_of(self.stage, ctx.plan.traffic.interval_s),
         )
         ctx.observer.message(
             f"  flag {flag.key} at {weight}% on {len(weights)} instance(s), verified in "

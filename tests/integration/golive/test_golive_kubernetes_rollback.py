@@ -133,6 +133,7 @@ def _plan(tmp_path: Path, api_url: str, service_url: str) -> Plan:
     data["target"]["public_url"] = service_url
     data["target"]["kubernetes"] = {"api_url": api_url, "poll_s": 0.05}
     data["deploy"]["ready_timeout_s"] = 20
+    data["monitoring"]["exporter"] = {"host": "127.0.0.1", "port": 0}  # tests bind loopback
     source = tmp_path / "production.yaml"
     source.write_text(yaml.safe_dump(data), encoding="utf-8")
     return parse(source.read_text(encoding="utf-8"), str(source))

@@ -288,12 +288,17 @@ class StandInExporter(_Server):
                     "golive_traffic_weight_percent 10",
                     "# TYPE golive_stage_started_timestamp_seconds gauge",
                     f'{STARTED}{{stage="switch"}} {self.started - 600:.0f}',
-                    f'{STARTED}{{stage="shift-10"}} {self.started:.0f}',
+                    f'{STARTED}{{stage="traffic-10"}} {self.started:.0f}',
                     "# TYPE golive_stage_deadline_timestamp_seconds gauge",
                     f'{DEADLINE}{{stage="switch"}} {self.started - 300:.0f}',
-                    f'{DEADLINE}{{stage="shift-10"}} {self.started + 86400:.0f}',
+                    f'{DEADLINE}{{stage="traffic-10"}} {self.started + 86400:.0f}',
                     "# TYPE golive_backup_last_verified_timestamp_seconds gauge",
-                    f"golive_backup_last_verified_timestamp_seconds {now - 3600:.0f}",
+                    "golive_backup_last_verified_timestamp_seconds"
+                    f'{{database="credit_assessment"}} {now - 3600:.0f}',
+                    "# TYPE golive_step_info gauge",
+                    'golive_step_info{step="traffic-10",title="Traffic stage: 10%",action="run"} 1',
+                    "# TYPE golive_run_paused gauge",
+                    "golive_run_paused 0",
                 ]
             )
             + "\n"
@@ -444,7 +449,7 @@ class MonitoringStack:
     alertmanager_url: str
     blue: StandInExporter | None
     green: StandInExporter | None
-    golive: StandInExporter
+    golive: StandInExporter | None
     webhook: WebhookReceiver
     processes: list[ManagedProcess] = field(default_factory=list)
 
@@ -471,8 +476,10 @@ def run_stack(
     *,
     blue_target: str | None = None,
     green_target: str | None = None,
+    golive_target: str | None = None,
 ) -> Iterator[MonitoringStack]:
-    """Start exporters (unless targets are given), a webhook, Alertmanager and Prometheus."""
+    """Start exporters (unless targets are given: a real service, golive's own exporter), a
+    webhook, Alertmanager and Prometheus."""
     prometheus_bin = require_binary("prometheus")
     alertmanager_bin = require_binary("alertmanager", "prometheus-alertmanager")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -488,9 +495,13 @@ def run_stack(
             green = StandInExporter("service")
             servers.append(green)
             green_target = f"127.0.0.1:{green.port}"
-        golive = StandInExporter("golive")
+        golive = None
+        if golive_target is None:
+            golive = StandInExporter("golive")
+            servers.append(golive)
+            golive_target = f"127.0.0.1:{golive.port}"
         webhook = WebhookReceiver()
-        servers += [golive, webhook]
+        servers.append(webhook)
         for server in servers:
             server.start()
 
@@ -525,7 +536,7 @@ def run_stack(
                 prometheus_test_config(
                     blue=blue_target,
                     green=green_target,
-                    golive=f"127.0.0.1:{golive.port}",
+                    golive=golive_target,
                     alertmanager=f"127.0.0.1:{am_port}",
                     self_target=f"127.0.0.1:{prom_port}",
                     rules_dir=workdir / "rules",
