@@ -22,6 +22,7 @@ from golive.errors import DatabaseError, MigrationError
 EXPAND_COMMAND = ("credit-assessment", "db", "upgrade", "--phase", "expand")
 CONTRACT_COMMAND = ("credit-assessment", "db", "upgrade", "--phase", "contract")
 MIGRATION_TIMEOUT_S = 3600
+OUTPUT_KEPT = 4000  # characters of the command's output journaled with the run
 
 # Runs the migration command (argv, environment, timeout): a local process by default; the
 # kubernetes target runs the cluster's migration Job instead.
@@ -73,6 +74,8 @@ class MigrationRun:
             "revision_after": self.revision_after,
             "applied": [m.to_dict() for m in self.applied],
             "duration_s": round(self.duration_s, 3),
+            # What the command printed (the migration Job's pod logs on Kubernetes), its end.
+            "output": self.output[-OUTPUT_KEPT:],
         }
 
 

@@ -311,6 +311,7 @@ class _Watch:
             reasons=list(verdict.reasons),
             gates=gates,
             counts=counts,
+            source=measured.source if measured is not None else None,
         )
         self.shown = {"verdict": str(verdict.verdict), **counts}
         self.ctx.observer.dwell(
