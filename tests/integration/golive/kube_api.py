@@ -160,7 +160,7 @@ class Target:
     tail: str = ""  # after .../proxy
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     kind: Kind
     namespace: str | None
