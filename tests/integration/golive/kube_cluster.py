@@ -19,6 +19,8 @@ NAMESPACE = "credit-assessment"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 SERVICES = f"/api/v1/namespaces/{NAMESPACE}/services"
 CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+PDBS = f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets"
+HPAS = f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers"
 IMAGE = "registry.example.com/credit-assessment"
 
 # The core group's discovery document as a real server gives it (kubectl needs "v1" here).
@@ -122,6 +124,15 @@ def seed_blue_green(cluster: Cluster) -> None:
     cluster.create(SERVICES, _service("credit-assessment", _selector("blue")))
     for slot in ("blue", "green"):
         cluster.create(SERVICES, _service(f"credit-assessment-{slot}", _selector(slot)))
+        # The slot's other objects of the overlay, which golive's server-side apply updates
+        # (kmock merges an apply into an object that exists; it does not create one).
+        name = f"credit-assessment-{slot}"
+        for path, kind, api in (
+            (PDBS, "PodDisruptionBudget", "policy/v1"),
+            (HPAS, "HorizontalPodAutoscaler", "autoscaling/v2"),
+        ):
+            metadata = {"name": name, "namespace": NAMESPACE, "labels": _selector(slot)}
+            cluster.create(path, {"apiVersion": api, "kind": kind, "metadata": metadata})
 
 
 def _deployment(slot: str, version: str, replicas: int) -> dict[str, Any]:

@@ -78,13 +78,16 @@ def test_deploy_sets_the_release_image_and_replicas_once(cluster: Cluster) -> No
     assert target.deploy("green") is True
     deployment = cluster.get(f"{DEPLOYMENTS}/credit-assessment-green")
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert containers == [
-        {"name": "credit-assessment", "image": f"{IMAGE}:2.0.0"},
-        {"name": "log-shipper", "image": "fluent-bit:3.1"},  # the other container is untouched
-    ]
+    service = next(c for c in containers if c["name"] == "credit-assessment")
+    assert service["image"] == f"{IMAGE}:2.0.0"
+    # What was applied is the overlay's green Deployment (deploy/k8s/production), not a patch.
+    assert {
+        "name": "SLOT",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['slot']"}},
+    } in (service["env"])
     assert deployment["spec"]["replicas"] == 3
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"golive/version": "2.0.0"}
+    assert annotations["golive/version"] == "2.0.0"
     assert target.deploy("green") is False  # already there: nothing to change
 
 
@@ -169,7 +172,7 @@ def test_a_refusal_by_the_api_server_says_what_to_do(cluster: Cluster) -> None:
     with pytest.raises(TargetError) as refused:
         target.deploy("green")
     assert "answered 403" in refused.value.message
-    assert "get and patch on deployments and services in credit-assessment" in (
+    assert "get, list, patch, create and delete on deployments, services" in (
         refused.value.hint or ""
     )
 
