@@ -66,7 +66,17 @@ GREEN_HOST = "credit-assessment-green.internal"
 BUREAU_HOST = "bureau.internal"
 LEGACY_HOST = "legacy-credit.example.com"
 AUTH_HOST = "auth.example.com"
-KNOWN_HOSTS = (PUBLIC_HOST, BLUE_HOST, GREEN_HOST, BUREAU_HOST, LEGACY_HOST, AUTH_HOST)
+# The cluster's monitoring as the operator's machine reaches it (monitoring.* of the plan).
+MONITORING_HOSTS = ("prometheus.internal", "alertmanager.internal", "grafana.internal")
+KNOWN_HOSTS = (
+    PUBLIC_HOST,
+    BLUE_HOST,
+    GREEN_HOST,
+    BUREAU_HOST,
+    LEGACY_HOST,
+    AUTH_HOST,
+    *MONITORING_HOSTS,
+)
 
 ISSUER = f"https://{AUTH_HOST}/"  # deploy/k8s/base/deployment.yaml: JWT_ISSUER
 AUDIENCE = "credit-assessment"  # deploy/k8s/base/deployment.yaml: JWT_AUDIENCE

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from credit_assessment.seed import client_id
+from golive.database.migrate import run_locally
 from golive.database.postgres import revision
 from golive.errors import StepFailed, TargetError
 from golive.plan import Plan, load
@@ -81,6 +84,11 @@ class DatabaseTarget:
 
     def service_cli(self) -> str:
         return service_cli()
+
+    def run_migration(
+        self, command: Sequence[str], env: Mapping[str, str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        return run_locally(command, env, timeout_s)  # as the local target does
 
 
 def _plan(tmp_path: Path, **changes: Any) -> Plan:

@@ -461,7 +461,10 @@ def test_the_live_service_moves_to_green_after_a_selector_patch(cluster: PodClus
             )
             assert {_slot_answering(live) for _ in range(6)} == {"green"}
             assert kept.get(f"{live}/health").headers["x-slot"] == "blue"  # as with kube-proxy
-            assert set(_ready_endpoints(cluster, LIVE)) == {p.name for p in cluster.pods("green")}
+            green = {p.name for p in cluster.pods("green")}
+            cluster.wait_for(  # the EndpointSlice controller catches up, as a real one does
+                lambda: set(_ready_endpoints(cluster, LIVE)) == green, 10, "green's endpoints"
+            )
         finally:
             cluster.merge_patch("Service", LIVE, {"spec": {"selector": {"slot": "blue"}}})
     cluster.wait_for(lambda: _slot_answering(live) == "blue", 10, "the switch back to blue")
