@@ -175,12 +175,13 @@ class KubernetesTarget:
         )
 
     def _repository_path(self, path: Path) -> Path:
-        """A manifests path as given, else relative to the repository the plan lives in."""
+        """A manifests path as given, else relative to the repository a plan file lives in."""
         if path.is_absolute() or path.exists():
             return path
-        for parent in self.plan.source.resolve().parents:
-            if (parent / path).exists():
-                return parent / path
+        for source in reversed(self.plan.sources):  # the plan, then the plans it extends
+            for parent in source.resolve().parents:
+                if (parent / path).exists():
+                    return parent / path
         raise TargetError(
             f"{path} does not exist here",
             hint="run golive from the repository root, or give target.kubernetes.manifests / "
