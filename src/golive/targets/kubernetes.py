@@ -423,7 +423,8 @@ class KubernetesTarget:
                 f"{' '.join(['credit-assessment', *command[1:]])!r} on the clone",
                 hint=f"make {self.config.migration} run the expand phase",
             )
-        if self.api.delete("jobs", name, f"remove the previous migration Job {name}"):
+        if self.api.find("jobs", name) is not None:  # a previous run's Job keeps the name
+            self.api.delete("jobs", name, f"remove the previous migration Job {name}")
             self._wait_gone("jobs", name, 60.0)
         self.api.create("jobs", job, f"create the migration Job {name} ({container['image']})")
         if self.dry_run:

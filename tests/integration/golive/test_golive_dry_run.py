@@ -77,6 +77,7 @@ def test_a_dry_run_lists_every_write_in_order_and_makes_none(
     positions = [text.find(f"\n  {step}\n") for step in steps]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), text
     assert "POST /apis/batch/v1/namespaces/credit-assessment/jobs" in text
+    assert "DELETE" not in text, "no previous migration Job exists to remove"
     apply = "PATCH /apis/apps/v1/namespaces/credit-assessment/deployments/credit-assessment-green"
     assert apply in text and "image registry.example.com/credit-assessment:2.0.0" in text
     assert "the Service credit-assessment selects green (was blue)" in text
