@@ -16,11 +16,9 @@ from functools import partial
 
 from golive import traffic
 from golive.plan import Plan
-from golive.service import service_cli
 from golive.steps import build_steps
+from golive.steps.migrate import expand_command
 from golive.targets.base import Check, Target, Write
-
-EXPAND = ("db", "upgrade", "--phase", "expand")
 
 
 @dataclass
@@ -74,7 +72,7 @@ def preview(plan: Plan, target: Target) -> Preview:
         if name in ("backup", "verify-backup", "clone-test"):
             out.extend((name, w) for w in _commands(step.manual(plan), "database (not run)"))
         elif name == "migrate":
-            command = [service_cli(), *EXPAND]
+            command = expand_command(target)
             migrate = partial(target.run_migration, command, {}, plan.database.migration_timeout_s)
             through_target(name, migrate)
         elif name == "deploy-green":

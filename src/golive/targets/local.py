@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from golive.database.migrate import run_locally
 from golive.errors import TargetError, TargetUnreachableError, UsageError
 from golive.plan import Plan, SlotName
 from golive.service import service_cli
@@ -202,14 +203,7 @@ class LocalTarget:
         self, command: Sequence[str], env: Mapping[str, str], timeout_s: float
     ) -> subprocess.CompletedProcess[str]:
         """The service's migration command as a local process."""
-        return subprocess.run(  # noqa: S603 - argv from the plan, no shell
-            list(command),
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        return run_locally(command, env, timeout_s)
 
     def slot_url(self, slot: SlotName) -> str:
         return f"http://127.0.0.1:{self.plan.slots.of(slot).port}"
