@@ -28,6 +28,15 @@ if TYPE_CHECKING:
 # An instance to read the flag from: its URL (named by it), or a named ``Instance`` (a pod).
 Endpoint = str | Instance
 
+
+def as_instance(endpoint: Endpoint) -> Instance:
+    """The endpoint as a named instance, its URL without a trailing slash."""
+    if isinstance(endpoint, str):
+        url = endpoint.rstrip("/")
+        return Instance(url, url)
+    return Instance(endpoint.name, endpoint.url.rstrip("/"), endpoint.labels)
+
+
 FLAG_KEY = "new-credit-assessment-enabled"
 
 
@@ -75,16 +84,10 @@ class InstancePoller:
             if given is not None
             else (self._instances() if callable(self._instances) else self._instances)
         )
-        return [
-            Instance(e.rstrip("/"), e.rstrip("/"))
-            if isinstance(e, str)
-            else Instance(e.name, e.url.rstrip("/"), e.labels)
-            for e in found
-        ]
+        return [as_instance(e) for e in found]
 
     def read(self, instance: Endpoint) -> InstanceFlags:
-        if isinstance(instance, str):
-            instance = Instance(instance.rstrip("/"), instance.rstrip("/"))
+        instance = as_instance(instance)
         name = instance.name
         try:
             response = self._http.get(f"{instance.url}/flags")
