@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,18 @@ def _own(path: Path) -> None:
         for parent in path.parents:  # the server user must traverse down to its directory
             parent.chmod(parent.stat().st_mode | 0o055)
         path.chmod(mode)
+
+
+def _await_streaming(admin_url: str, timeout_s: float = 60.0) -> None:
+    """A new standby reports 'catchup' until it has replayed the primary's WAL up to now; on a
+    busy machine that can outlast pg_ctl's start, so wait for 'streaming' (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = replicas(admin_url)
+        if status and status[0].state == "streaming":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the replica did not reach 'streaming' in {timeout_s:.0f} s: {status}")
 
 
 @pytest.fixture
@@ -87,6 +100,7 @@ def replica(postgres: PostgresServer, tmp_path: Path) -> Iterator[str]:
         **run,
     )
     try:
+        _await_streaming(postgres.admin_url)
         yield f"postgresql://postgres:@/postgres?host={sockets}&port={port}"
     finally:
         subprocess.run(
