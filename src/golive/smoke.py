@@ -18,7 +18,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -112,6 +112,22 @@ def counter_total(metrics_text: str) -> float | None:
     return sum(values) if values else None
 
 
+def counter_over(client: httpx.Client, metrics_urls: Sequence[str]) -> tuple[int, float | None]:
+    """The counter summed over every instance of ``metrics_urls`` (none: the client's own
+    ``/metrics``); the status is the first that was not 200, the total None then."""
+    if not metrics_urls:
+        response = client.get("/metrics")
+        return response.status_code, counter_total(response.text)
+    total = 0.0
+    for base in metrics_urls:
+        response = client.get(f"{base.rstrip('/')}/metrics")
+        value = counter_total(response.text)
+        if response.status_code != 200 or value is None:
+            return response.status_code, None
+        total += value
+    return 200, total
+
+
 class _Run:
     def __init__(self, report: SmokeReport) -> None:
         self.report = report
@@ -132,14 +148,22 @@ def run_smoke(
     token: str,
     request: SmokeRequest | None = None,
     *,
+    metrics_urls: Sequence[str] = (),
     transport: httpx.BaseTransport | None = None,
 ) -> SmokeReport:
-    """Run every check (a failed one does not hide the others) and return the evidence."""
+    """Run every check (a failed one does not hide the others) and return the evidence.
+
+    ``metrics_urls``: where the counter of "metrics flowing" is read and summed, one URL per
+    instance, when ``url`` balances over several (each request may land on another instance,
+    so one ``/metrics`` of many need not see the test assessment); default ``url`` itself."""
     want = request or SmokeRequest()
     url = url.rstrip("/")
     report = SmokeReport(url)
     run = _Run(report)
     with httpx.Client(base_url=url, timeout=want.timeout_s, transport=transport) as client:
+
+        def counter_now() -> tuple[int, float | None]:
+            return counter_over(client, metrics_urls)
 
         def status_200(path: str) -> Callable[[], tuple[str, str]]:
             def probe() -> tuple[str, str]:
@@ -154,11 +178,11 @@ def run_smoke(
         before: dict[str, float | None] = {"total": None}
 
         def metrics() -> tuple[str, str]:
-            response = client.get("/metrics")
-            before["total"] = counter_total(response.text)
-            if response.status_code != 200 or before["total"] is None:
-                return "failed", f"GET /metrics -> {response.status_code}, no {COUNTER}"
-            return "passed", f"{COUNTER} = {before['total']:g}"
+            status, before["total"] = counter_now()
+            if status != 200 or before["total"] is None:
+                return "failed", f"GET /metrics -> {status}, no {COUNTER}"
+            over = f" over {len(metrics_urls)} instance(s)" if metrics_urls else ""
+            return "passed", f"{COUNTER} = {before['total']:g}{over}"
 
         run.check("metrics", metrics)
 
@@ -214,7 +238,7 @@ def run_smoke(
         def flowing() -> tuple[str, str]:
             if not created or before["total"] is None:
                 return "failed", "no test assessment to count"
-            after = counter_total(client.get("/metrics").text) or 0.0
+            after = counter_now()[1] or 0.0
             if after > before["total"]:
                 return "passed", f"{COUNTER} rose {before['total']:g} -> {after:g}"
             return "failed", f"{COUNTER} did not rise ({before['total']:g} -> {after:g})"

@@ -19,16 +19,20 @@ from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 from golive.targets.base import Check
 
-DatabaseProbe = Callable[[str, str], int]
+# The database the URL names, and its size in bytes.
+DatabaseProbe = Callable[[str], tuple[str, int]]
 
 
-def database_size(url: str, name: str) -> int:
-    """Connect, run a query, return the database's size in bytes (raises when unreachable)."""
+def database_size(url: str) -> tuple[str, int]:
+    """Connect and measure the database the URL names, the one backed up and migrated (raises
+    when unreachable)."""
     import psycopg
 
     with psycopg.connect(url, connect_timeout=5) as conn:
-        row = conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
-    return int(row[0]) if row else 0
+        row = conn.execute(
+            "SELECT current_database(), pg_database_size(current_database())"
+        ).fetchone()
+    return (str(row[0]), int(row[1])) if row else ("", 0)
 
 
 def _free_bytes(directory: Path) -> int:
@@ -80,13 +84,15 @@ class Preflight:
         plan = ctx.plan
         try:
             url = ctx.target.database_url()
-            size = self.probe(url, plan.database.name)
+            name, size = self.probe(url)
         except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
             return [Check("database", False, f"not reachable: {type(exc).__name__}: {exc}")]
+        # The URL decides what is backed up and migrated; the plan's name is how people call it.
+        called = "" if name == plan.database.name else f" (the plan calls it {plan.database.name})"
         need = int(size * plan.database.backup_headroom)
         free = _free_bytes(plan.database.backup_dir.resolve())
         return [
-            Check("database", True, f"{plan.database.name} answers, {size / 1e6:.1f} MB"),
+            Check("database", True, f"{name}{called} answers, {size / 1e6:.1f} MB"),
             Check(
                 "backup disk",
                 free >= need,

@@ -113,7 +113,9 @@ class VerifySwitch:
         if not endpoints.passed:
             raise TargetError(f"service endpoints: {endpoints.detail}")
         landing = observe_landing(ctx.target.service_url(), "green", consecutive=50)
-        report = smoke_or_fail(ctx, ctx.target.service_url(), "the service (through the router)")
+        report = smoke_or_fail(
+            ctx, ctx.target.service_url(), "the service (through the router)", "green"
+        )
         return StepResult(
             f"50/50 new requests on green; {endpoints.detail}; smoke through the service passed",
             {

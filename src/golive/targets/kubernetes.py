@@ -112,7 +112,11 @@ class KubernetesTarget:
         return url
 
     def service_env(self) -> dict[str, str]:
-        return {"DATABASE_URL": self.database_url(), "APP_ENV": "production"}
+        """The database only: on this target the service's CLI runs on the operator's machine
+        just for the clone test's migration, which needs no more. (``APP_ENV=production`` would
+        ask for the pods' token settings, which the operator does not hold; the cluster's
+        migration Job has its own environment.)"""
+        return {"DATABASE_URL": self.database_url()}
 
     def monitoring(self) -> dict[str, Any]:
         return {}  # the plan names the cluster's Prometheus and Alertmanager

@@ -391,7 +391,7 @@ class LocalProcedures:
     def inspect(self) -> list[str]:
         return [
             "golive status",
-            f'psql "$DATABASE_URL" -c "SELECT pg_database_size(\'{self.plan.database.name}\')"',
+            'psql "$DATABASE_URL" -c "SELECT pg_database_size(current_database())"',
             f"df -h {self.plan.database.backup_dir}",
         ]
 

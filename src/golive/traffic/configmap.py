@@ -163,6 +163,7 @@ def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
         flag_key=plan.traffic.flag_key,
         run=kubectl_runner(kubectl),
         instances=lambda: serving_instances(target),
+        poll_s=min(1.0, plan.target.kubernetes.poll_s),
         context=plan.target.kubernetes.context,
         record=target.writes.append if target.dry_run else None,
     )

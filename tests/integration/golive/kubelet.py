@@ -23,6 +23,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -347,10 +348,12 @@ def container_env(
     mounts: dict[str, Path],
     given: dict[str, str],
     overrides: dict[str, str],
+    by_version: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, str]:
     """The container's environment: the template's literal values, field and ConfigMap
     references (``*_FILE`` secret paths left out), then ``given`` (what mounted secrets would
-    give), ``APP_VERSION`` from the image tag, then ``overrides``."""
+    give), ``APP_VERSION`` from the image tag, what ``by_version`` holds for that tag (an older
+    release played by this checkout's code), then ``overrides``."""
     env: dict[str, str] = {}
     for item in container.get("env") or []:
         name = item["name"]
@@ -370,6 +373,7 @@ def container_env(
             env[name] = remap(str(value), mounts)
     env.update(given)
     env["APP_VERSION"] = image_tag(str(container.get("image", "")))
+    env.update((by_version or {}).get(env["APP_VERSION"], {}))
     env.update(overrides)
     return env
 

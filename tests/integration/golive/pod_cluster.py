@@ -85,18 +85,23 @@ class PodCluster:
         *,
         pod_env: Mapping[str, str],
         pod_env_overrides: Mapping[str, str] | None = None,
+        version_env: Mapping[str, Mapping[str, str]] | None = None,
         kubelet_sync_s: float = 1.0,
         prestop_s: float | None = None,
         probe_s: float = 0.25,
         poll_s: float = 0.2,
     ) -> None:
-        """``prestop_s`` replaces the template's preStop sleep (None: the template's)."""
+        """``prestop_s`` replaces the template's preStop sleep (None: the template's);
+        ``version_env`` adds variables to the pods of an image tag, for example
+        ``{"1.9.0": {"EXPECTED_SCHEMA_REVISION": "0001"}}`` for blue playing the previous
+        release (every tag runs this checkout's code)."""
         self.root = tmp_path / "pod-cluster"
         self.namespace = NAMESPACE
         self.prometheus_sd_file = self.root / "prometheus-sd.json"
         self._settings = Settings(
             pod_env=dict(pod_env),
             overrides=dict(pod_env_overrides or {}),
+            version_env={tag: dict(env) for tag, env in (version_env or {}).items()},
             kubelet_sync_s=kubelet_sync_s,
             prestop_s=prestop_s,
             probe_s=probe_s,

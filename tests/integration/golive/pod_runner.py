@@ -212,6 +212,7 @@ class World:
 class Settings:
     pod_env: dict[str, str]
     overrides: dict[str, str]
+    version_env: dict[str, dict[str, str]]
     kubelet_sync_s: float
     prestop_s: float | None
     probe_s: float
@@ -653,6 +654,7 @@ class PodRunner:
             mounts,
             settings.pod_env,
             settings.overrides,
+            settings.version_env,
         )
 
     def _argv(self, container: Obj, port: int | None) -> list[str]:

@@ -245,8 +245,8 @@ def test_rollback_of_a_finished_run_is_idempotent(tmp_path):
 # --- real steps on the fake target ----------------------------------------------------------
 
 
-def no_database(url: str, name: str) -> int:
-    return 1_000_000
+def no_database(url: str) -> tuple[str, int]:
+    return "credit_assessment", 1_000_000
 
 
 def test_an_unreachable_target_stops_the_run_with_nothing_changed(tmp_path, monkeypatch):

@@ -1,0 +1,576 @@
+"""The shipped production plan, end to end: ``golive run`` on deploy/golive/production.yaml
+against a cluster that runs real pods (tests/integration/golive/pod_cluster.py).
+
+Only the timings are compressed, by tests/e2e/production-compressed.yaml (it says what else it
+changes and why); the test adds its own paths and golive's exporter port. Around the cluster:
+the edge that resolves the plan's hosts (public and preview Ingresses, the bureau, the legacy
+system, the identity provider, Prometheus, Alertmanager), the identity provider whose RS256
+tokens the pods verify against its JWKS, real Prometheus and Alertmanager with the committed
+rules, and the bureau and legacy emulators (tests/integration/golive/edge.py).
+
+golive runs as the operator runs it: its own process, ``kubectl proxy --context production``
+for the API, its token from the plan's curl command, approvals given by the real
+``golive approve``. A background load goes through the live Service all the while.
+
+The blue pods play the previous release: every image tag runs this checkout's code, so the
+1.9.0 pods judge the schema against revision 0001 (``EXPECTED_SCHEMA_REVISION``) and the
+database starts there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from credit_assessment.store import schema
+from golive import journal as j
+from golive.errors import GateRolledBack
+from golive.load import BackgroundLoad, LoadPlan, LoadResult, slot_engine_tag
+from golive.manifests import find_kubectl
+from golive.rehearsal.rehearse import client_ids
+from tests.conftest import VENV_BIN, PostgresServer, seed_template
+from tests.integration.golive.edge import (
+    AUTH_HOST,
+    BLUE_HOST,
+    GREEN_HOST,
+    MONITORING_HOSTS,
+    PUBLIC_HOST,
+    Dependencies,
+    Edge,
+    IdentityProvider,
+    MonitoringStack,
+    start_dependencies,
+)
+from tests.integration.golive.pod_cluster import PodCluster
+
+pytest.importorskip("kmock")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_kubectl() is None, reason="kubectl: the dev extra installs it"),
+    pytest.mark.skipif(
+        shutil.which("prometheus") is None
+        or (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")) is None,
+        reason="prometheus and prometheus-alertmanager are needed (make system-deps as root)",
+    ),
+    pytest.mark.skipif(
+        shutil.which("curl") is None or shutil.which("jq") is None,
+        reason="the plan's token command needs curl and jq (make system-deps)",
+    ),
+]
+
+HERE = Path(__file__).resolve().parent
+COMPRESSED = HERE / "production-compressed.yaml"
+LIVE, BLUE, GREEN = "credit-assessment", "credit-assessment-blue", "credit-assessment-green"
+FLAGS = "credit-assessment-flags"
+PROMETHEUS_HOST, ALERTMANAGER_HOST, _ = MONITORING_HOSTS
+# The fault run judges every 6 s: at this load's rate two judgements then hold enough of the new
+# path's requests for the shipped error-rate gate (alpha 0.001) to tell 5% errors from none.
+FAULT_INTERVAL_S = 6.0
+RATE_PER_S = 50
+CLIENTS = 200
+# blue plays the previous release; the pods drain for 2 s after a 1 s preStop (20 s + 10 s in
+# the template), long enough for the load's connections, renewed every 10 requests, to move.
+PREVIOUS = {"1.9.0": {"EXPECTED_SCHEMA_REVISION": "0001"}}
+FAST_DRAIN = {"SHUTDOWN_DRAIN_S": "2"}
+# The fault run's green pods take fault switches (a rehearsal-only route the service refuses
+# with APP_ENV=production, so those pods run with APP_ENV=test).
+FAULTY_GREEN = {"2.0.0": {"APP_ENV": "test", "REHEARSAL_FAULTS": "true"}}
+_ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
+
+
+# --------------------------------------------------------------------------- the world
+
+
+@dataclass
+class Outside:
+    """What stays up for both go-lives: identity provider, emulators, monitoring, edge."""
+
+    root: Path
+    idp: IdentityProvider
+    dependencies: Dependencies
+    monitoring: MonitoringStack
+    edge: Edge
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+CLUSTER_NAMES = ("success", "fault")
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outside]:
+    root = tmp_path_factory.mktemp("production")
+    sd_files = [root / name / "pod-cluster" / "prometheus-sd.json" for name in CLUSTER_NAMES]
+    for path in sd_files:
+        path.parent.mkdir(parents=True)
+        path.write_text("[]", encoding="utf-8")
+    with contextlib.ExitStack() as stack:
+        idp = stack.enter_context(IdentityProvider(ttl_s=600))
+        dependencies = stack.enter_context(start_dependencies(root, clients=CLIENTS))
+        monitoring = stack.enter_context(MonitoringStack(root, sd_files))
+        routes = {
+            AUTH_HOST: idp.url,
+            PROMETHEUS_HOST: monitoring.prometheus_url,
+            ALERTMANAGER_HOST: monitoring.alertmanager_url,
+            **dependencies.routes(),
+        }
+        edge = stack.enter_context(Edge(root, routes))
+        yield Outside(root, idp, dependencies, monitoring, edge)
+
+
+@dataclass
+class GoLive:
+    """One go-live's cluster, database and plan, and the operator's environment."""
+
+    outside: Outside
+    cluster: PodCluster
+    database_url: str
+    plan: Path
+    state_dir: Path
+    env: dict[str, str]
+    exporter_port: int
+
+    def golive(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "golive"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout_s,
+            check=False,
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        journal = j.latest_run(self.state_dir)
+        return journal.events() if journal is not None else []
+
+    def resource_versions(self) -> dict[str, str]:
+        """``Kind/name`` → resourceVersion of every object golive may touch."""
+        kinds = ("Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "Job")
+        kinds += ("PodDisruptionBudget",)
+        return {
+            f"{kind}/{item['metadata']['name']}": str(item["metadata"]["resourceVersion"])
+            for kind in kinds
+            for item in self.cluster.list(kind)
+        }
+
+    def selected_slot(self) -> str:
+        return str(self.cluster.get("Service", LIVE)["spec"]["selector"]["slot"])
+
+
+def _v1_database(postgres: PostgresServer, name: str) -> str:
+    """The previous release's database: schema 0001 with the seeded clients."""
+    url = postgres.create(f"production_{name}_{os.urandom(4).hex()}", template=None)
+    schema.upgrade(url, revision="0001")
+    seed_template(url)
+    return url
+
+
+@contextlib.contextmanager
+def go_live(
+    outside: Outside,
+    postgres: PostgresServer,
+    name: str,
+    version_env: Mapping[str, Any],
+    traffic: Mapping[str, Any] | None = None,
+) -> Iterator[GoLive]:
+    root = outside.root / name
+    database_url = _v1_database(postgres, name)
+    pod_env = {
+        "DATABASE_URL": database_url,
+        "JWT_JWKS_URL": outside.idp.jwks_url,
+        **outside.dependencies.pod_env(),
+    }
+    cluster = PodCluster(
+        root,
+        pod_env=pod_env,
+        pod_env_overrides=FAST_DRAIN,
+        version_env={**PREVIOUS, **version_env},
+        prestop_s=1.0,
+    )
+    with cluster:
+        try:
+            cluster.seed(blue_replicas=3)
+            edge = outside.edge
+            edge.route(PUBLIC_HOST, cluster.service_url(LIVE))
+            edge.route(BLUE_HOST, cluster.service_url(BLUE))
+            edge.route(GREEN_HOST, cluster.service_url(GREEN))
+            port = _free_port()
+            outside.monitoring.add_golive_target(f"127.0.0.1:{port}")
+            state_dir = root / "state"
+            plan = root / "production-here.yaml"
+            here = {
+                "extends": str(COMPRESSED),
+                "target": {"state_dir": str(state_dir)},
+                "database": {"backup_dir": str(root / "backups")},
+                "monitoring": {"exporter": {"host": "127.0.0.1", "port": port}},
+                **({"traffic": dict(traffic)} if traffic else {}),
+            }
+            plan.write_text(yaml.safe_dump(here), encoding="utf-8")
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("JWT_SECRET", "KUBECONFIG", "DATABASE_URL")
+            }
+            env.update(outside.edge.env())
+            env.update(
+                KUBECONFIG=str(cluster.kubeconfig(root / "kubeconfig")),
+                DATABASE_URL=database_url,
+                GOLIVE_CLIENT_ID=outside.idp.client_id,
+                GOLIVE_CLIENT_SECRET=outside.idp.client_secret,
+                PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            )
+            yield GoLive(outside, cluster, database_url, plan, state_dir, env, port)
+            assert cluster.controller_errors == []
+        finally:
+            # Prometheus would go on scraping pods that are gone: empty this cluster's file.
+            cluster.prometheus_sd_file.write_text("[]", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the load
+
+
+class Load:
+    """The clients: assessments through the live Service (as the public Ingress sends them),
+    each connection renewed after 10 requests, the id of every assessment kept."""
+
+    def __init__(self, golive: GoLive, rate_per_s: float = RATE_PER_S) -> None:
+        clients = client_ids(golive.database_url, CLIENTS)
+        token = golive.outside.idp.mint(sub="load", ttl_s=3600)
+
+        def body(index: int) -> bytes:
+            return json.dumps(
+                {
+                    "clientId": clients[(index * 7) % len(clients)],
+                    "loanAmount": 5000 + (index * 7919) % 95000,
+                    "loanTerm": (6, 12, 24, 36)[index % 4],
+                }
+            ).encode()
+
+        def assessment_id(status: int, headers: dict[str, str], raw: bytes) -> str:
+            match = _ID.search(raw) if status == 201 else None
+            return match.group(1).decode() if match else ""
+
+        self.database_url = golive.database_url
+        self.plan = LoadPlan(
+            url=golive.cluster.service_url(LIVE),
+            path="/api/v1/assessment",
+            rate_per_s=rate_per_s,
+            duration_s=900,
+            method="POST",
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            connections=16,
+            requests_per_connection=10,
+            classify=slot_engine_tag,
+            note=assessment_id,
+        )
+        self.background: BackgroundLoad | None = None
+        self.result: LoadResult | None = None
+
+    def __enter__(self) -> Load:
+        self.background = BackgroundLoad(self.plan).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.background is not None
+        self.result = self.background.stop()
+
+    @property
+    def ids(self) -> list[str]:
+        assert self.result is not None
+        return [o.note for o in self.result.outcomes if o.note]
+
+    def stored(self) -> int:
+        """How many of the assessments the clients were given are in the database."""
+        with psycopg.connect(self.database_url.replace("+psycopg", ""), connect_timeout=5) as c:
+            row = c.execute(
+                "SELECT count(*) FROM assessments WHERE id = ANY(%s::uuid[])", (self.ids,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+# --------------------------------------------------------------------------- running golive
+
+
+class Run:
+    """``golive run PLAN`` in its own process, its output in a file."""
+
+    def __init__(self, golive: GoLive) -> None:
+        self.golive = golive
+        self.output = golive.plan.parent / "golive-run.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Run:
+        with self.output.open("wb") as out:
+            self.process = subprocess.Popen(
+                [str(VENV_BIN / "golive"), "run", str(self.golive.plan)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.golive.env,
+                start_new_session=True,
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait(timeout=10)
+
+    def text(self) -> str:
+        return self.output.read_text(encoding="utf-8", errors="replace")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_for(
+        self, found: Callable[[list[dict[str, Any]]], Any], timeout_s: float, what: str
+    ) -> Any:
+        """``found(events)`` once truthy; fails naming ``what`` (with golive's output) if golive
+        ends first or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = found(self.golive.events())
+            if value:
+                return value
+            if not self.running():
+                raise AssertionError(f"golive ended before {what}:\n{self.text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} in {timeout_s:g}s:\n{self.text()[-4000:]}")
+            time.sleep(0.2)
+
+    def finish(self, timeout_s: float) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"golive still running after {timeout_s:g}s:\n{self.text()[-4000:]}"
+            ) from None
+
+
+def _event(name: str, **match: Any) -> Callable[[list[dict[str, Any]]], dict[str, Any] | None]:
+    def found(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+        for event in events:
+            if event.get("event") == name and all(event.get(k) == v for k, v in match.items()):
+                return event
+        return None
+
+    return found
+
+
+def _finished(events: list[dict[str, Any]], step: str) -> dict[str, Any]:
+    return next(e for e in events if e.get("event") == "step_finished" and e.get("step") == step)
+
+
+def _golive_series(golive: GoLive) -> list[dict[str, Any]]:
+    """golive's own metrics as this run's Prometheus holds them."""
+    port = golive.exporter_port
+    return golive.outside.monitoring.query(
+        f'golive_traffic_weight_percent{{instance="127.0.0.1:{port}"}}'
+    )
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_a_kubernetes_plan_without_prometheus_fails_golive_check(tmp_path: Path) -> None:
+    plan = tmp_path / "no-prometheus.yaml"
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(COMPRESSED),
+                "target": {"state_dir": str(tmp_path / "state")},
+                "monitoring": {"prometheus_url": None},
+            }
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [str(VENV_BIN / "golive"), "check", str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "a kubernetes plan needs monitoring.prometheus_url" in said
+    assert "Traceback" not in said
+
+
+def test_the_shipped_production_plan_goes_live_with_no_failed_request(
+    outside: Outside, postgres: PostgresServer
+) -> None:
+    with go_live(outside, postgres, "success", {}) as golive:
+        cluster = golive.cluster
+        blue_pods = {p.name for p in cluster.pods("blue")}
+        assert len(blue_pods) == 3 and golive.selected_slot() == "blue"
+
+        # A dry run first: it reads the cluster and lists the writes, and changes nothing.
+        before = golive.resource_versions()
+        preview = golive.golive("run", "--dry-run", str(golive.plan), timeout_s=180)
+        assert preview.returncode == 0, preview.stdout + preview.stderr
+        assert "nothing was changed" in preview.stdout
+        assert "create the migration Job db-migration" in preview.stdout
+        assert golive.resource_versions() == before, "the dry run changed the cluster"
+
+        with Load(golive) as load, Run(golive) as run:
+            # The stages of 10 and 50 wait for a person; the test approves each.
+            for stage in ("traffic-10", "traffic-50"):
+                asked = run.wait_for(
+                    _event(j.APPROVAL_REQUESTED, step=stage), 420, f"{stage} asking"
+                )
+                assert asked["weight"] == int(stage.split("-")[1])
+                series = _golive_series(golive)
+                assert series and float(series[0]["value"][1]) == asked["weight"], series
+                approved = golive.golive(
+                    "approve",
+                    "--plan",
+                    str(golive.plan),
+                    "--by",
+                    "Release manager",
+                    "--note",
+                    f"{stage}: gates green",
+                )
+                assert approved.returncode == 0, approved.stdout + approved.stderr
+                run.wait_for(_event("approved", step=stage), 60, f"{stage} approved")
+            code = run.finish(300)
+        output = run.text()
+        assert code == 0, output[-4000:]
+
+        result = load.result
+        assert result is not None and result.count > 1000
+        assert result.failed == 0, result.statuses()
+        assert load.stored() == len(load.ids)
+
+        events = golive.events()
+        green_pods = {p.name for p in cluster.pods("green")}
+        assert len(green_pods) == 3
+        assert cluster.get("Deployment", BLUE)["spec"]["replicas"] == 0  # blue retired
+        cluster.wait_for(lambda: not cluster.pods("blue"), 30, "blue's pods to drain and stop")
+        assert golive.selected_slot() == "green"
+
+        # The flag read back from every ready pod at each stage, the green three among them.
+        shifted = [e for e in events if e["event"] == "traffic_shifted"]
+        assert [e["weight"] for e in shifted] == [10, 50, 100]
+        for event in shifted:
+            weights = {name.rsplit("/", 1)[-1]: w for name, w in event["instances"].items()}
+            assert green_pods <= set(weights), (green_pods, event["instances"])
+            assert set(weights.values()) == {event["weight"]}
+
+        # Every judgement came from Prometheus, summed over the slot's pods.
+        measured = [e for e in events if e["event"] == "stage_measured"]
+        sources = {e["source"] for e in measured}
+        assert measured and sources == {"Prometheus https://prometheus.internal"}, sources
+        assert [
+            e["verdict"]
+            for e in measured
+            if e["look"] == max(m["look"] for m in measured if m["step"] == e["step"])
+        ] == ["PASS", "PASS", "PASS"]
+
+        monitoring = _finished(events, "verify-monitoring")
+        assert "skipped" not in monitoring["summary"], monitoring
+        up = outside.monitoring.query('up{job="credit-assessment",namespace="credit-assessment"}')
+        assert {s["metric"]["pod"] for s in up} >= green_pods
+
+        migration = _finished(events, "migrate")
+        assert "db-migration" in json.dumps(migration)
+        with psycopg.connect(golive.database_url.replace("+psycopg", "")) as conn:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert row is not None and row[0] == "0006"
+
+        report = (j.latest_run(golive.state_dir).run_dir / "report.md").read_text()  # type: ignore[union-attr]
+        assert "Release manager" in report and outside.idp.client_secret not in report
+        print(
+            f"production go-live: {result.count} requests, {result.failed} failed, "
+            f"p99 {result.percentile_ms(0.99):.1f} ms; "
+            f"{len(measured)} Prometheus judgements"
+        )
+
+
+def test_new_engine_errors_at_50_percent_roll_the_go_live_back(
+    outside: Outside, postgres: PostgresServer
+) -> None:
+    with go_live(
+        outside, postgres, "fault", FAULTY_GREEN, {"interval_s": FAULT_INTERVAL_S}
+    ) as golive:
+        cluster = golive.cluster
+        with Load(golive) as load, Run(golive) as run:
+            run.wait_for(_event(j.APPROVAL_REQUESTED, step="traffic-10"), 420, "traffic-10 asking")
+            approved = golive.golive(
+                "approve", "--plan", str(golive.plan), "--by", "Release manager"
+            )
+            assert approved.returncode == 0, approved.stdout + approved.stderr
+            run.wait_for(_event("traffic_shifted", step="traffic-50"), 120, "50% verified")
+            fault_on = time.time()
+            green = cluster.pods("green")
+            assert len(green) == 3
+            for pod in green:
+                switched = httpx.post(
+                    f"{pod.url}/rehearsal/faults", json={"errorRate": 0.05}, timeout=5
+                )
+                assert switched.status_code == 200, switched.text
+            code = run.finish(300)
+        assert code == GateRolledBack.exit_code, run.text()[-4000:]
+
+        events = golive.events()
+        rolled = _event("traffic_rolled_back", step="traffic-50")(events)
+        assert rolled is not None and rolled["verified"] and rolled["to"] == 0, events[-5:]
+        back = {name.rsplit("/", 1)[-1]: w for name, w in rolled["instances"].items()}
+        assert {p.name for p in green} <= set(back) and set(back.values()) == {0}
+        assert any(reason.startswith("error_rate") for reason in rolled["reasons"]), rolled
+        rolled_at = datetime.fromisoformat(rolled["ts"]).timestamp()
+        failed = [e for e in events if e["event"] == "stage_measured" and e["verdict"] == "FAIL"]
+        assert (
+            failed
+            and failed[0]["step"] == "traffic-50"
+            and failed[0]["source"].startswith("Prometheus")
+        )
+        # The FAIL within two judging intervals of the fault, then the flag set back and read
+        # back from every pod in about as long as the 50% weight took to reach them in this
+        # cluster (the kubelet's ConfigMap refresh and a read of each pod through the API
+        # server's proxy).
+        shift = _event("traffic_shifted", step="traffic-50")(events)
+        assert shift is not None
+        took = rolled_at - fault_on
+        print(
+            f"fault on -> FAIL at look {failed[0]['look']} -> 0% verified on every pod: "
+            f"{took:.2f}s (the 50% weight took {shift['verified_in_s']:.2f}s to verify)"
+        )
+        assert failed[0]["look"] <= 2, failed[0]
+        assert took <= 2 * FAULT_INTERVAL_S + shift["verified_in_s"] + 3.0, failed[0]
+
+        assert golive.selected_slot() == "blue"
+        assert outcome_of(events) == "rolled_back"
+        assert load.result is not None and load.stored() == len(load.ids), "assessments lost"
+
+
+def outcome_of(events: list[dict[str, Any]]) -> str:
+    return str(next(e for e in events if e["event"] == "run_finished")["outcome"])
