@@ -78,7 +78,7 @@ HERE = Path(__file__).resolve().parent
 COMPRESSED = HERE / "production-compressed.yaml"
 LIVE, BLUE, GREEN = "credit-assessment", "credit-assessment-blue", "credit-assessment-green"
 FLAGS = "credit-assessment-flags"
-PROMETHEUS_HOST, ALERTMANAGER_HOST, _ = MONITORING_HOSTS
+PROMETHEUS_HOST, ALERTMANAGER_HOST = MONITORING_HOSTS[:2]  # Grafana: nothing golive checks
 # The fault run judges every 6 s: at this load's rate two judgements then hold enough of the new
 # path's requests for the shipped error-rate gate (alpha 0.001) to tell 5% errors from none.
 FAULT_INTERVAL_S = 6.0
@@ -495,8 +495,13 @@ def test_the_shipped_production_plan_goes_live_with_no_failed_request(
             if e["look"] == max(m["look"] for m in measured if m["step"] == e["step"])
         ] == ["PASS", "PASS", "PASS"]
 
+        # verify-monitoring: each of the 6 pods an up target of its own, and golive scraped.
         monitoring = _finished(events, "verify-monitoring")
-        assert "skipped" not in monitoring["summary"], monitoring
+        findings = {f["check"]: f for f in monitoring["figures"]["findings"]}
+        assert all(f["passed"] for f in findings.values()), findings
+        for slot in ("blue", "green"):
+            assert findings[f"targets/{slot}/instances"]["detail"] == "all 3 instances up"
+        assert findings["samples/golive"]["passed"]
         up = outside.monitoring.query('up{job="credit-assessment",namespace="credit-assessment"}')
         assert {s["metric"]["pod"] for s in up} >= green_pods
 
@@ -506,7 +511,9 @@ def test_the_shipped_production_plan_goes_live_with_no_failed_request(
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         assert row is not None and row[0] == "0006"
 
-        report = (j.latest_run(golive.state_dir).run_dir / "report.md").read_text()  # type: ignore[union-attr]
+        latest = j.latest_run(golive.state_dir)
+        assert latest is not None
+        report = (latest.run_dir / "report.md").read_text(encoding="utf-8")
         assert "Release manager" in report and outside.idp.client_secret not in report
         print(
             f"production go-live: {result.count} requests, {result.failed} failed, "
