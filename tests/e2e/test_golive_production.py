@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -58,6 +57,7 @@ from tests.integration.golive.edge import (
     start_dependencies,
 )
 from tests.integration.golive.pod_cluster import PodCluster
+from tests.integration.golive.traffic_rig import assessment_bodies, assessment_id
 
 pytest.importorskip("kmock")
 pytestmark = [
@@ -91,7 +91,6 @@ FAST_DRAIN = {"SHUTDOWN_DRAIN_S": "2"}
 # The fault run's green pods take fault switches (a rehearsal-only route the service refuses
 # with APP_ENV=production, so those pods run with APP_ENV=test).
 FAULTY_GREEN = {"2.0.0": {"APP_ENV": "test", "REHEARSAL_FAULTS": "true"}}
-_ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
 
 
 # --------------------------------------------------------------------------- the world
@@ -258,19 +257,6 @@ class Load:
         clients = client_ids(golive.database_url, CLIENTS)
         token = golive.outside.idp.mint(sub="load", ttl_s=3600)
 
-        def body(index: int) -> bytes:
-            return json.dumps(
-                {
-                    "clientId": clients[(index * 7) % len(clients)],
-                    "loanAmount": 5000 + (index * 7919) % 95000,
-                    "loanTerm": (6, 12, 24, 36)[index % 4],
-                }
-            ).encode()
-
-        def assessment_id(status: int, headers: dict[str, str], raw: bytes) -> str:
-            match = _ID.search(raw) if status == 201 else None
-            return match.group(1).decode() if match else ""
-
         self.database_url = golive.database_url
         self.plan = LoadPlan(
             url=golive.cluster.service_url(LIVE),
@@ -278,7 +264,7 @@ class Load:
             rate_per_s=rate_per_s,
             duration_s=900,
             method="POST",
-            body=body,
+            body=assessment_bodies(clients),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             connections=16,
             requests_per_connection=10,

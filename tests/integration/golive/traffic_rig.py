@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,28 @@ from golive.traffic.base import verify_weight
 from tests.integration.golive.plans import same_environment, write_plan
 
 _ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
+
+
+def assessment_bodies(clients: Sequence[str]) -> Callable[[int], bytes]:
+    """The load's request bodies: the seeded clients in turn, amounts and terms spread."""
+
+    def body(index: int) -> bytes:
+        return json.dumps(
+            {
+                "clientId": clients[(index * 7) % len(clients)],
+                "loanAmount": 5000 + (index * 7919) % 95000,
+                "loanTerm": (6, 12, 24, 36)[index % 4],
+            }
+        ).encode()
+
+    return body
+
+
+def assessment_id(status: int, headers: dict[str, str], body: bytes) -> str:
+    """The id of the assessment a 201 created ("" for any other answer)."""
+    match = _ID.search(body) if status == 201 else None
+    return match.group(1).decode() if match else ""
+
 
 # Fast stages: judged every second on small samples.
 FAST_TRAFFIC = {
@@ -63,22 +85,8 @@ class IdLoad:
     ids: list[str] = field(default_factory=list)
     background: BackgroundLoad | None = None
 
-    @staticmethod
-    def _assessment_id(status: int, headers: dict[str, str], body: bytes) -> str:
-        match = _ID.search(body) if status == 201 else None
-        return match.group(1).decode() if match else ""
-
     def __enter__(self) -> IdLoad:
-        clients = self.rig.clients
-
-        def body(index: int) -> bytes:
-            return json.dumps(
-                {
-                    "clientId": clients[(index * 7) % len(clients)],
-                    "loanAmount": 5000 + (index * 7919) % 95000,
-                    "loanTerm": (6, 12, 24, 36)[index % 4],
-                }
-            ).encode()
+        body = assessment_bodies(self.rig.clients)
 
         plan = LoadPlan(
             url=self.rig.target.service_url(),
@@ -93,7 +101,7 @@ class IdLoad:
             },
             connections=32,
             classify=slot_engine_tag,
-            note=self._assessment_id,
+            note=assessment_id,
         )
         self.background = BackgroundLoad(plan).start()
         return self
