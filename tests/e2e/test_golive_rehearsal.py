@@ -1,5 +1,5 @@
 """The whole rehearsal, as `make run` runs it: real PostgreSQL, real slots, real HAProxy, a
-background load of at least 200 requests/s through the router for the whole run — and not one
+background load of 150 requests/s through the router for the whole run — and not one
 failed request, through the switch to green, the rehearsed switch back and forward again."""
 
 from __future__ import annotations
@@ -28,14 +28,17 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     assert "go-live complete" in output and "report: " in output
+    # Both slots share one Redis for bureau reports, as in production: green is switched in
+    # with the reports blue fetched (docs/golive.md, "The background load").
+    assert "cache: Redis on redis://127.0.0.1:" in output and "(shared by both slots)" in output
 
     runs = tmp_path / "state" / "runs"
     run_dir = runs / (runs / "latest").read_text().strip()
     events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     load = next(e for e in events if e["event"] == "background_load")["figures"]
     assert load["failed"] == 0, load["failures"]
-    assert load["rate_per_s"] >= 200 and load["achieved_rps"] >= 200
-    assert load["requests"] >= 200 * 20
+    assert load["rate_per_s"] == 150 and load["achieved_rps"] >= 0.95 * 150
+    assert load["requests"] >= 150 * 60
     switches = [e["to"] for e in events if e["event"] == "router_switched"]
     assert switches == ["green", "blue", "green"]  # the switch, and the rehearsed way back
     assert [w["failed"] for w in load["switch_windows"]] == [0, 0, 0]

@@ -75,14 +75,15 @@ def _bureau_key(home: Path) -> Path:
 
 def _wait_healthy(name: str, record: ProcessRecord, url: str, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not record.alive():
-            tail = Path(record.log).read_text(encoding="utf-8", errors="replace")[-1500:]
-            raise TargetError(f"the {name} emulator exited:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
+    with httpx.Client(timeout=1.0) as http:  # one client: each new one builds a TLS context
+        while time.monotonic() < deadline:
+            if not record.alive():
+                tail = Path(record.log).read_text(encoding="utf-8", errors="replace")[-1500:]
+                raise TargetError(f"the {name} emulator exited:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(url).status_code == 200:
+                    return
+            time.sleep(0.1)
     raise TargetError(f"the {name} emulator did not answer {url} within {timeout_s:g}s")
 
 

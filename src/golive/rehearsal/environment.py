@@ -1,10 +1,11 @@
 """The "production" a rehearsal starts from: database, clients, blue behind the router.
 
 ``up`` starts the embedded PostgreSQL (or uses the plan's DATABASE_URL), writes the signing
-secret, seeds clients with the service's own CLI, starts the legacy and bureau emulators, starts
-blue at the previous release's version label and puts it behind HAProxy (and Prometheus when the
-plan asks). It writes what it started to the local target's state file; ``LocalTarget`` reads
-that and implements only the Target port. ``down`` stops everything recorded there, by pid.
+secret, seeds clients with the service's own CLI, starts the legacy and bureau emulators and the
+Redis both slots share (``cache``), starts blue at the previous release's version label and puts
+it behind HAProxy (and Prometheus when the plan asks). It writes what it started to the local
+target's state file; ``LocalTarget`` reads that and implements only the Target port. ``down``
+stops everything recorded there, by pid.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from golive.errors import TargetError, UsageError
 from golive.journal import RunLock
 from golive.plan import SLOT_NAMES, Plan, SlotName
-from golive.rehearsal import emulators, prometheus
+from golive.rehearsal import cache, emulators, prometheus
 from golive.service import service_cli
 from golive.steps.base import Observer, QuietObserver
 from golive.targets.haproxy import find_haproxy, render_config
@@ -96,8 +97,9 @@ def up(plan: Plan, observer: Observer | None = None) -> LocalTarget:
             say(prepare_schema(target, previous))
         say(seed(target, plan.rehearsal.clients, migrate=not previous))
         urls = emulators.start(target.home)
-        record_emulators(target)
         say(f"legacy system on {urls['legacy']}, credit bureau on {urls['bureau']} (emulators)")
+        say(cache.start(target.home))
+        record_emulators(target)
         target.deploy("blue")
         waited = target.wait_ready("blue", plan.deploy.ready_timeout_s)
         say(f"blue {plan.slots.blue.version} ready on {target.slot_url('blue')} in {waited:.1f}s")
@@ -122,9 +124,10 @@ def down(plan: Plan) -> list[str]:
 
 
 def record_emulators(target: LocalTarget) -> None:
-    """What the slots need to reach the emulators, and what the smoke test checks of them."""
+    """What the slots need to reach the emulators and the shared cache, and what the smoke
+    test checks of the emulators."""
     data = target.state()
-    data["slot_env"] = emulators.slot_env(target.home)
+    data["slot_env"] = {**emulators.slot_env(target.home), **cache.slot_env(target.home)}
     data["dependencies"] = [
         {"name": d.name, "health_url": d.health_url, "expect": dict(d.expect)}
         for d in emulators.dependencies(target.home)
@@ -263,7 +266,7 @@ def stop_router(target: LocalTarget) -> bool:
 
 def stop_everything(target: LocalTarget) -> list[str]:
     """Stop everything the environment and the go-live started here, by recorded pid: slots,
-    router, monitoring, emulators, the embedded database."""
+    router, monitoring, emulators, the cache, the embedded database."""
     stopped = []
     for slot in SLOT_NAMES:
         record, _ = target.slot_process(slot)
@@ -277,6 +280,7 @@ def stop_everything(target: LocalTarget) -> list[str]:
         stopped.append(f"router (pid {router.pid})")
     stopped += stop_monitoring(target)
     stopped += emulators.stop(target.home)
+    stopped += cache.stop(target.home)
     if stop_database(target):
         stopped.append("embedded PostgreSQL")
     data = target.state()

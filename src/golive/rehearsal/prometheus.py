@@ -100,14 +100,15 @@ ALERTMANAGER_CONFIG = {
 
 def _wait_healthy(url: str, record: Any, name: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not record.alive():
-            log = Path(record.log).read_text(encoding="utf-8", errors="replace")[-1500:]
-            raise TargetError(f"{name} exited at start:\n{log}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.2)
+    with httpx.Client(timeout=1.0) as http:  # one client: each new one builds a TLS context
+        while time.monotonic() < deadline:
+            if not record.alive():
+                log = Path(record.log).read_text(encoding="utf-8", errors="replace")[-1500:]
+                raise TargetError(f"{name} exited at start:\n{log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(f"{url}/-/ready").status_code == 200:
+                    return
+            time.sleep(0.2)
     raise TargetError(f"{name} was not ready within {START_TIMEOUT_S:g}s at {url}")
 
 
@@ -179,11 +180,12 @@ def start(plan: Plan, home: Path, save: Callable[[dict[str, Any]], None]) -> dic
 def _wait_targets(url: str) -> None:
     """Until both slots are scrape targets (discovery hands them over within ~5 s)."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            body = httpx.get(f"{url}/api/v1/targets", timeout=1.0).json()
-            slots = {t["labels"].get("slot") for t in body["data"]["activeTargets"]}
-            if {"blue", "green"} <= slots:
-                return
-        time.sleep(0.2)
+    with httpx.Client(timeout=1.0) as http:  # one client: each new one builds a TLS context
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                body = http.get(f"{url}/api/v1/targets").json()
+                slots = {t["labels"].get("slot") for t in body["data"]["activeTargets"]}
+                if {"blue", "green"} <= slots:
+                    return
+            time.sleep(0.2)
     raise TargetError(f"Prometheus at {url} has no slot targets after {START_TIMEOUT_S:g}s")

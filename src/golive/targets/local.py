@@ -260,20 +260,24 @@ class LocalTarget:
         started = time.monotonic()
         record, _ = self.slot_process(slot)
         url = self.slot_url(slot) + "/ready"
-        while True:
-            if record is None or not record.alive():
-                tail = ""
-                if record is not None:
-                    tail = Path(record.log).read_text(encoding="utf-8", errors="replace")[-1500:]
-                raise TargetError(
-                    f"{slot} is not running (exit code {self._exit(record)}):\n{tail}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() - started > timeout_s:
-                raise TargetError(f"{slot} was not ready within {timeout_s:g}s ({url})")
-            time.sleep(0.2)
+        # One client for the whole wait: a new one per poll builds a TLS context each time,
+        # tens of ms of CPU that the slot being started and the serving one need.
+        with httpx.Client(timeout=1.0) as http:
+            while True:
+                if record is None or not record.alive():
+                    tail = ""
+                    if record is not None:
+                        log = Path(record.log)
+                        tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
+                    raise TargetError(
+                        f"{slot} is not running (exit code {self._exit(record)}):\n{tail}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(url).status_code == 200:
+                        break
+                if time.monotonic() - started > timeout_s:
+                    raise TargetError(f"{slot} was not ready within {timeout_s:g}s ({url})")
+                time.sleep(0.2)
         router = self.router_process()
         if router is not None and router.alive():
             remaining = max(0.0, timeout_s - (time.monotonic() - started))

@@ -227,7 +227,10 @@ class ApiFront:
             aiohttp.ClientSession(
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=60),
-                connector=aiohttp.TCPConnector(limit=0),
+                # A connection per request, as a real API server's proxy to a pod: a pooled
+                # one may be one the pod's server is closing as idle, or a stopped pod's whose
+                # port a new pod now has; either reads as a 503 to the caller.
+                connector=aiohttp.TCPConnector(limit=0, force_close=True),
             ) as pods,
         ):
             self._kmock, self._pods = kmock, pods

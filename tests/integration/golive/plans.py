@@ -22,7 +22,7 @@ needs_haproxy = pytest.mark.skipif(
 )
 
 FAST = {
-    "performance": {"rate_per_s": 200, "duration_s": 4},
+    "performance": {"rate_per_s": 100, "duration_s": 4},  # the shipped plan's rate
     "hold": {"post_switch_s": 10, "keep_blue_s": 2},
     "gates": {"interval_s": 2},
     "deploy": {"drain_s": 1},

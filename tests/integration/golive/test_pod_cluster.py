@@ -189,7 +189,7 @@ def test_the_pod_proxy_passes_requests_and_answers_through(cluster: PodCluster) 
     pod = cluster.pods("green")[0]
     proxy = f"/api/v1/namespaces/credit-assessment/pods/{pod.name}"
     flags = cluster.http.get(f"{proxy}/proxy/flags")
-    assert flags.status_code == 200
+    assert flags.status_code == 200, flags.text
     assert flags.json()["flagSetVersion"] == httpx.get(f"{pod.url}/flags").json()["flagSetVersion"]
 
     # A POST with a body, through the named port: the pod's own answer comes back, and the

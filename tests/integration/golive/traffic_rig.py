@@ -167,7 +167,7 @@ class Rig:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def faults(self, **switches: Any) -> None:
-        """Switch faults of the serving slot's new-engine path (it runs one worker)."""
+        """Switch faults of the serving slot's new-engine path (every worker follows them)."""
         url = self.target.slot_url("blue") + "/rehearsal/faults"
         response = httpx.post(url, json=switches, timeout=5)
         response.raise_for_status()
@@ -220,10 +220,11 @@ class Rig:
 
 
 def start_rig(directory: Path) -> Iterator[Rig]:
-    """The environment, blue (one worker, so a fault switch reaches all of it) serving."""
+    """The environment, blue serving with its two workers: one worker takes a fault switch and
+    the other follows it within FAULT_POLL_S; one worker alone would be CPU-bound at the load's
+    250 requests/s on 2 cores, and a saturated slot answers late, so its gates judge late."""
     plan_path = write_plan(
         directory,
-        slots={"blue": {"workers": 1}},
         rehearsal={"clients": 2000, "monitoring": False},
         traffic=FAST_TRAFFIC,
     )
