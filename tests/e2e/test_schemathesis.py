@@ -40,8 +40,14 @@ def _run(url: str, token: str, seed: int, report_dir: Path) -> tuple[int, int, s
             "150",
             "--checks",
             CHECKS,
-            "--workers",
-            "2",
+            # Not the stateful phase: on 10 of 12 seeds it stopped the tool with hypothesis'
+            # InvalidDefinition ("No progress can be made from state ...") before it had sent a
+            # request, and a crashed run counts nothing. Our own API tests cover the links it
+            # walks (an assessment read back after its POST, a client's list, idempotent retries).
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",  # one: CPython 3.11 can fail compile() run in two threads at once
+            "1",  # ("AST constructor recursion depth mismatch", python/cpython#106905)
             "--seed",
             str(seed),
             "--request-timeout",

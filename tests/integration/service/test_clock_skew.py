@@ -23,6 +23,8 @@ CLOCK_SENSITIVE = [
     "tests/unit",
     "tests/integration/service",
     f"--ignore={Path(__file__).relative_to(REPO)}",
+    # Simulated stages from seeded rates: no clock in them, and a third of the unit suite's time.
+    "--ignore=tests/unit/golive/test_analysis_properties.py",
 ]
 
 pytestmark = pytest.mark.slow
