@@ -20,10 +20,11 @@ class DeployGreen:
         spec = ctx.plan.slots.green
         started = ctx.target.deploy("green")
         status = ctx.target.slot_status("green")
+        size = status.size or "size unknown"
         return StepResult(
             f"green {spec.version} {'started' if started else 'already running'} "
-            f"({spec.workers} workers, {status.url})",
-            {"version": spec.version, "workers": spec.workers, "started": started},
+            f"({size}, {status.url})",
+            {"version": spec.version, "size": size, "started": started},
         )
 
     def undo(self, ctx: StepContext) -> str | None:

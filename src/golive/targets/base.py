@@ -58,6 +58,7 @@ class SlotStatus:
     version: str | None = None
     url: str | None = None
     detail: str = ""
+    size: str = ""  # what serves in the slot: "2 workers" (a process), "3 replicas" (pods)
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,7 @@ class KubernetesTarget:
             version=annotations.get(VERSION_ANNOTATION) or image.rsplit(":", 1)[-1],
             url=self.slot_url(slot),
             detail=f"{rollout.summary()}, image {image}",
+            size=f"{self.config.replicas} replicas",
         )
 
     def stop(self, slot: SlotName) -> bool:

@@ -306,6 +306,7 @@ class LocalTarget:
             version=entry.get("version"),
             url=self.slot_url(slot),
             detail=f"pid {record.pid}" if record is not None and running else "stopped",
+            size=f"{self.plan.slots.of(slot).workers} workers",
         )
 
     def stop(self, slot: SlotName) -> bool:
