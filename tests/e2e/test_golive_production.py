@@ -208,42 +208,40 @@ def go_live(
         prestop_s=1.0,
     )
     with cluster:
-        try:
-            cluster.seed(blue_replicas=3)
-            edge = outside.edge
-            edge.route(PUBLIC_HOST, cluster.service_url(LIVE))
-            edge.route(BLUE_HOST, cluster.service_url(BLUE))
-            edge.route(GREEN_HOST, cluster.service_url(GREEN))
-            port = _free_port()
-            outside.monitoring.add_golive_target(f"127.0.0.1:{port}")
-            state_dir = root / "state"
-            plan = root / "production-here.yaml"
-            here = {
-                "extends": str(COMPRESSED),
-                "target": {"state_dir": str(state_dir)},
-                "database": {"backup_dir": str(root / "backups")},
-                "monitoring": {"exporter": {"host": "127.0.0.1", "port": port}},
-                **({"traffic": dict(traffic)} if traffic else {}),
-            }
-            plan.write_text(yaml.safe_dump(here), encoding="utf-8")
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if k not in ("JWT_SECRET", "KUBECONFIG", "DATABASE_URL")
-            }
-            env.update(outside.edge.env())
-            env.update(
-                KUBECONFIG=str(cluster.kubeconfig(root / "kubeconfig")),
-                DATABASE_URL=database_url,
-                GOLIVE_CLIENT_ID=outside.idp.client_id,
-                GOLIVE_CLIENT_SECRET=outside.idp.client_secret,
-                PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-            )
-            yield GoLive(outside, cluster, database_url, plan, state_dir, env, port)
-            assert cluster.controller_errors == []
-        finally:
-            # Prometheus would go on scraping pods that are gone: empty this cluster's file.
-            cluster.prometheus_sd_file.write_text("[]", encoding="utf-8")
+        cluster.seed(blue_replicas=3)
+        edge = outside.edge
+        edge.route(PUBLIC_HOST, cluster.service_url(LIVE))
+        edge.route(BLUE_HOST, cluster.service_url(BLUE))
+        edge.route(GREEN_HOST, cluster.service_url(GREEN))
+        port = _free_port()
+        outside.monitoring.add_golive_target(f"127.0.0.1:{port}")
+        state_dir = root / "state"
+        plan = root / "production-here.yaml"
+        here = {
+            "extends": str(COMPRESSED),
+            "target": {"state_dir": str(state_dir)},
+            "database": {"backup_dir": str(root / "backups")},
+            "monitoring": {"exporter": {"host": "127.0.0.1", "port": port}},
+            **({"traffic": dict(traffic)} if traffic else {}),
+        }
+        plan.write_text(yaml.safe_dump(here), encoding="utf-8")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("JWT_SECRET", "KUBECONFIG", "DATABASE_URL")
+        }
+        env.update(outside.edge.env())
+        env.update(
+            KUBECONFIG=str(cluster.kubeconfig(root / "kubeconfig")),
+            DATABASE_URL=database_url,
+            GOLIVE_CLIENT_ID=outside.idp.client_id,
+            GOLIVE_CLIENT_SECRET=outside.idp.client_secret,
+            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        )
+        yield GoLive(outside, cluster, database_url, plan, state_dir, env, port)
+        assert cluster.controller_errors == []
+    # The cluster's runner emptied its discovery file when it stopped, after its last write.
+    assert json.loads(cluster.prometheus_sd_file.read_text(encoding="utf-8")) == []
 
 
 # --------------------------------------------------------------------------- the load

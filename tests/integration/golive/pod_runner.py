@@ -265,6 +265,10 @@ class PodRunner:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(30)
+        # The loop is done writing: Prometheus must not go on scraping pods about to be stopped
+        # (a later cluster's go-live would see them as down targets of its own slots).
+        self._sd = ""
+        self._write_sd([])
         with self._lock:
             every = list(self._every)
         for pod in every:
