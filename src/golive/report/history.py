@@ -71,7 +71,7 @@ def row(run_id: str, events: list[dict[str, Any]], *, torn: bool = False) -> His
     stages = [int(e["weight"]) for e in events if e["event"] == "traffic_shifted"]
     outcome = "interrupted" if torn and not state.final else state.outcome
     return HistoryRow(
-        run_id=state.run_id or run_id,
+        run_id=run_id,  # the directory: what `golive report RUN` takes
         started=state.started,
         version=state.release,
         outcome=outcome,

@@ -127,8 +127,13 @@ def _stage_gate(metric: str, f: dict[str, Any]) -> tuple[str, str, float, float]
     return None
 
 
-def _hold_gates(figures: dict[str, Any], plan: Plan) -> list[tuple[str, str, str, float, float]]:
-    """(metric, label, unit, value, threshold) of one hold judgement."""
+def _hold_gates(
+    figures: dict[str, Any], limits: dict[str, Any], plan: Plan
+) -> list[tuple[str, str, str, float, float]]:
+    """(metric, label, unit, value, threshold) of one hold judgement; the thresholds journaled
+    with it, else (a journal older than them) the plan's."""
+    max_p99_ms = float(limits.get("max_p99_ms", plan.gates.max_p99_ms))
+    max_error_ratio = float(limits.get("max_error_ratio", plan.gates.max_error_ratio))
     found = []
     for side in ("green", "clients"):
         requests = figures.get(f"{side}_requests")
@@ -139,7 +144,7 @@ def _hold_gates(figures: dict[str, Any], plan: Plan) -> list[tuple[str, str, str
                     f"hold: {side} p99 latency",
                     "ms",
                     float(figures[f"{side}_p99_ms"]),
-                    plan.gates.max_p99_ms,
+                    max_p99_ms,
                 )
             )
         if requests:
@@ -150,7 +155,7 @@ def _hold_gates(figures: dict[str, Any], plan: Plan) -> list[tuple[str, str, str
                     f"hold: {side} error ratio",
                     "%",
                     ratio,
-                    100 * plan.gates.max_error_ratio,
+                    100 * max_error_ratio,
                 )
             )
     return found
@@ -174,7 +179,8 @@ def gate_series(events: list[dict[str, Any]], origin: float, plan: Plan) -> list
                 if found is not None:
                     add(metric, *found[:2], at - origin, found[2], found[3], gate["verdict"])
         elif e["event"] == j.GATE_EVALUATED:
-            for metric, label, unit, value, limit in _hold_gates(e.get("figures") or {}, plan):
+            figures, limits = e.get("figures") or {}, e.get("thresholds") or {}
+            for metric, label, unit, value, limit in _hold_gates(figures, limits, plan):
                 add(metric, label, unit, at - origin, value, limit, e.get("verdict", ""))
     return list(series.values())
 

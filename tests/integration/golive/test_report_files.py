@@ -180,3 +180,23 @@ def test_the_page_opens_in_a_browser_with_the_network_off(tmp_path) -> None:
     for kind in ("load_rate", "latency", "gate", "timings"):
         assert f'class="chart chart-{kind}"' in dom, kind
     assert _colours(shot) > 1, f"the screenshot is blank: {shot}"
+
+
+def test_prune_deletes_old_finished_runs_and_keeps_the_latest(tmp_path, capsys) -> None:
+    plan = write_plan(tmp_path)
+    runs = tmp_path / "state" / "runs"
+    old = runs / "20200101T000000Z-1.0.0-0001"
+    write_run(old)
+    text = (old / "journal.jsonl").read_text(encoding="utf-8")
+    (old / "journal.jsonl").write_text(text.replace("2026-12-04T", "2020-01-03T"), "utf-8")
+    unfinished = runs / "20200102T000000Z-1.0.0-0002"
+    unfinished.mkdir(parents=True)
+    (unfinished / "journal.jsonl").write_text(
+        (old / "journal.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", "utf-8"
+    )
+    latest = past_run(tmp_path)
+    (runs / "latest").write_text(RUN_ID + "\n", encoding="utf-8")
+    assert cli.main(["prune", "--older-than", "30", "--plan", str(plan)]) == 0
+    assert "removed 1 run(s): 20200101T000000Z-1.0.0-0001" in capsys.readouterr().out
+    assert not old.exists() and unfinished.exists() and latest.exists()
+    assert cli.main(["prune", "--older-than", "0", "--plan", str(plan)]) == 2

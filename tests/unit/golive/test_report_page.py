@@ -141,3 +141,24 @@ def test_the_page_links_to_nothing_outside_itself(tmp_path: Path) -> None:
     assert "the dashboard" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page
+
+
+def test_the_hold_is_charted_against_the_thresholds_it_journaled(tmp_path: Path) -> None:
+    journal = write_run(tmp_path / RUN_ID, load=False, stages=False)
+    for p99 in (120.0, 410.0):
+        journal.append(
+            j.GATE_EVALUATED,
+            step="hold",
+            verdict="passed",
+            figures={"green_requests": 500, "green_errors": 1, "green_p99_ms": p99},
+            reasons=[],
+            thresholds={"max_error_ratio": 0.01, "max_p99_ms": 450.0, "min_requests": 50},
+        )
+    report = built(journal)
+    page = html.render_report(report)
+    p99 = next(svg for svg in figure(page, "gate") if "hold: green p99 latency" in svg)
+    assert "threshold 450 ms" in p99  # journaled, not the plan's 500 ms
+    assert any(
+        "green p99 latency came within 9%" in line for line in report.section("lessons").lines
+    )
+    assert "| green p99 | 410 ms |" in "\n".join(report.section("performance").lines)
