@@ -58,6 +58,16 @@ def _svg(fig: Any) -> str:
     return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
 
 
+def scoped(svg: str, prefix: str) -> str:
+    """The SVG with every id (and every reference to one) prefixed, so several charts on one
+    page never share an id."""
+    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+    if not ids:
+        return svg
+    pattern = re.compile(r'(\bid="|"#|\(#)(' + "|".join(map(re.escape, ids)) + r')(?=[")])')
+    return pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
+
+
 def time_unit(span_s: float) -> tuple[float, str]:
     """Seconds, minutes or hours since the run started, whichever reads best."""
     if span_s <= 600:
@@ -84,6 +94,11 @@ def _mark_steps(ax: Any, spans: list[StepSpan], scale: float) -> None:
             ha="right",
             color="dimgrey",
         )
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the axes, where it hides neither a line nor a step's name."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=4, frameon=False)
 
 
 def _x_axis(ax: Any, unit: str) -> None:
@@ -113,7 +128,7 @@ def _tags(windows: list[LoadWindowPoint]) -> list[str]:
 
 def load_rate_chart(windows: list[LoadWindowPoint], spans: list[StepSpan], end_s: float) -> str:
     scale, unit = time_unit(end_s)
-    with _figure() as (fig, ax):
+    with _figure(height=3.8) as (fig, ax):
         xs = [w.start_s / scale for w in windows]
         for tag in _tags(windows):
             per_s = [(w.by_tag.get(tag) or {}).get("requests", 0) / w.width_s for w in windows]
@@ -124,15 +139,15 @@ def load_rate_chart(windows: list[LoadWindowPoint], spans: list[StepSpan], end_s
         ax.set_ylabel("requests per second (req/s)")
         ax.set_title("Background load by slot/engine: requests and failed requests per second")
         _x_axis(ax, unit)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the steps' names
         _mark_steps(ax, spans, scale)
-        ax.legend(fontsize=7, loc="lower right")
+        _legend_below(ax)
         return _svg(fig)
 
 
 def latency_chart(windows: list[LoadWindowPoint], spans: list[StepSpan], end_s: float) -> str:
     scale, unit = time_unit(end_s)
-    with _figure() as (fig, ax):
+    with _figure(height=3.8) as (fig, ax):
         xs = [w.start_s / scale for w in windows]
         for tag in _tags(windows):
             for quantile, style in (("p50_ms", "-"), ("p99_ms", "--")):
@@ -142,9 +157,9 @@ def latency_chart(windows: list[LoadWindowPoint], spans: list[StepSpan], end_s: 
         ax.set_ylabel("latency (ms)")
         ax.set_title("Background load latency per window: p50 and p99 by slot/engine")
         _x_axis(ax, unit)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the steps' names
         _mark_steps(ax, spans, scale)
-        ax.legend(fontsize=7, loc="upper left", ncols=2)
+        _legend_below(ax)
         return _svg(fig)
 
 

@@ -62,22 +62,25 @@ def markdown_html(lines: list[str]) -> str:
     return str(_markdown().render("\n".join(lines)))
 
 
+def _chart(spec: ChartSpec, report: ReportModel, index: int) -> dict[str, Any]:
+    svg = draw(spec, report)
+    return {
+        "kind": spec.kind,
+        "title": spec.title,
+        "svg": charts.scoped(svg, f"chart{index}") if svg else None,
+        "missing": spec.missing,
+    }
+
+
 def render_report(report: ReportModel) -> str:
     md = _markdown()
+    count = iter(range(1_000_000))
     sections = [
         {
             "key": part.key,
             "title": part.title,
             "body": md.render("\n".join(part.lines)),
-            "charts": [
-                {
-                    "kind": spec.kind,
-                    "title": spec.title,
-                    "svg": draw(spec, report),
-                    "missing": spec.missing,
-                }
-                for spec in part.charts
-            ],
+            "charts": [_chart(spec, report, next(count)) for spec in part.charts],
         }
         for part in report.sections
     ]
