@@ -223,7 +223,12 @@ def _gates(events: list[dict[str, Any]]) -> list[str]:
     evaluated = [e for e in events if e["event"] == j.GATE_EVALUATED]
     lines = ["## Gates", ""]
     if not evaluated:
-        return [*lines, "No gate was evaluated in this run.", ""]
+        return [
+            *lines,
+            "The hold judged no gate in this run; the traffic stages' judgements are under "
+            "Traffic migration.",
+            "",
+        ]
     by_step: dict[str, list[dict[str, Any]]] = {}
     for e in evaluated:
         by_step.setdefault(e["step"], []).append(e)

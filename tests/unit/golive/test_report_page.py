@@ -70,6 +70,7 @@ def test_a_rolled_back_run_lists_the_rollback_and_charts_the_threshold(tmp_path:
     page = html.render_report(report)
     error_rate = next(svg for svg in figure(page, "gate") if "error rate, new − legacy" in svg)
     assert "threshold 1 pp" in error_rate  # the threshold line's label, drawn as text
+    assert re.search(r"stroke-dasharray:[^\"]*stroke: #d62728", error_rate)  # the dashed red line
 
 
 def test_every_chart_is_drawn_when_the_run_measured_it(tmp_path: Path) -> None:
