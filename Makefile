@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Debian packages the suite and the rehearsal use. Installed only when running as root;
 # elsewhere the tests that need them are skipped with the reason printed.
-SYSTEM_PACKAGES := curl jq wrk haproxy prometheus prometheus-alertmanager
+SYSTEM_PACKAGES := curl jq wrk haproxy prometheus prometheus-alertmanager chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

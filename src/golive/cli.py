@@ -307,6 +307,12 @@ def _add_db(commands: Subcommands) -> None:
     add_db_commands(commands)
 
 
+def _add_reports(commands: Subcommands) -> None:
+    from golive.report.commands import add_report_commands
+
+    add_report_commands(commands)
+
+
 def _add_validate(commands: Subcommands) -> None:
     from golive.validation.command import add_validate_command
 
@@ -324,6 +330,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_smoke,
     _add_db,
     _add_validate,
+    _add_reports,
 )
 
 

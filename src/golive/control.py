@@ -47,7 +47,9 @@ def run_plan(path: Path, *, resume: bool, plain: bool) -> None:
         if hasattr(observer, "close"):
             observer.close()
         if runner.journal is not None:
-            print(f"report: {runner.journal.run_dir / 'report.md'}")
+            run_dir = runner.journal.run_dir
+            print(f"report: {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+            print(f"review pack: {run_dir / 'review.md'} (invitation {run_dir / 'review.ics'})")
 
 
 def dry_run(path: Path) -> str:
@@ -93,7 +95,7 @@ def status(path: Path) -> str:
         if state.failure:
             lines.append(f"failure: {state.failure}")
         lines.append(f"journal: {journal.path}")
-        lines.append(f"report:  {journal.run_dir / 'report.md'}")
+        lines.append(f"report:  {journal.run_dir / 'report.md'} (and report.html)")
     try:
         target = targets.create(plan)
         router = target.router_state()

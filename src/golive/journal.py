@@ -111,6 +111,22 @@ class Journal:
     def state(self) -> RunState:
         return RunState.fold(self.events())
 
+    def torn_tail(self) -> bool:
+        """Whether the last line is incomplete: the process died while writing it."""
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return False
+        if not data:
+            return False
+        if not data.endswith(b"\n"):
+            return True
+        try:
+            json.loads(data.rstrip(b"\n").rsplit(b"\n", 1)[-1])
+        except ValueError:
+            return True
+        return False
+
 
 @dataclass
 class StepRecord:

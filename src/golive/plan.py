@@ -285,6 +285,53 @@ class MaintenanceWindow(_Strict):
         return self
 
 
+class Review(_Strict):
+    """The post-go-live review meeting the review pack invites to (``review.ics``)."""
+
+    # Business days after the run finished (0: the same day, or the next weekday).
+    after_business_days: Annotated[int, Field(ge=0, le=20)] = 1
+    at: str = "10:00"  # local time, 24-hour HH:MM
+    duration_min: Annotated[int, Field(ge=15, le=480)] = 60
+    location: Annotated[str, Field(max_length=200)] = ""
+    # An IANA zone (Africa/Lusaka); none: the maintenance window's.
+    timezone: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _clock(cls, at: str) -> str:
+        hours, _, minutes = at.partition(":")
+        if not (
+            len(hours) == 2
+            and len(minutes) == 2
+            and hours.isdigit()
+            and minutes.isdigit()
+            and int(hours) < 24
+            and int(minutes) < 60
+        ):
+            raise ValueError(f"at must be a 24-hour time HH:MM such as 10:00, not {at!r}")
+        return at
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            known_zone(zone)
+        return zone
+
+
+def known_zone(zone: str) -> str:
+    """``zone`` when it names an IANA time zone; a ValueError that says so otherwise."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {zone!r} (an IANA name such as Africa/Lusaka)"
+        ) from exc
+    return zone
+
+
 class Rehearsal(_Strict):
     """``golive rehearse`` only: the stand-in data and the background load through the router."""
 
@@ -352,6 +399,7 @@ class Plan(_Strict):
     rollback_drill: bool = False
     escalation: Annotated[list[Contact], Field(min_length=1)]
     maintenance_window: MaintenanceWindow
+    review: Review = Review()
     monitoring: Monitoring = Monitoring()
     rehearsal: Rehearsal = Rehearsal()
     validation: PlanValidation = PlanValidation()
@@ -407,6 +455,21 @@ class Plan(_Strict):
                 "figures through Prometheus and never scrape through a load-balanced URL"
             )
         return self
+
+    @model_validator(mode="after")
+    def _review_zone(self) -> Plan:
+        if self.review.timezone is None:
+            try:
+                known_zone(self.maintenance_window.timezone)
+            except ValueError as exc:
+                raise ValueError(
+                    f"review.timezone is not set and maintenance_window.timezone: {exc}"
+                ) from exc
+        return self
+
+    @property
+    def review_timezone(self) -> str:
+        return self.review.timezone or self.maintenance_window.timezone
 
     @property
     def state_dir(self) -> Path:

@@ -50,6 +50,7 @@ from golive.journal import Control, Journal, RunLock
 from golive.load import LiveCounts
 from golive.plan import Plan
 from golive.report.golive_report import write_report
+from golive.report.publish import write_all
 from golive.steps import build_steps
 from golive.steps.base import Clock, Observer, QuietObserver, Step, StepContext
 from golive.targets.base import Target
@@ -169,10 +170,18 @@ class Runner:
             return journal, undone
 
     def write_report(self) -> None:
+        """report.md, report.html and the review pack; a page that cannot be drawn never hides
+        the run's outcome (report.md is then written on its own)."""
         if self.journal is None:
             return
-        with contextlib.suppress(OSError):
-            write_report(self.journal, self.plan)
+        try:
+            write_all(self.journal, self.plan)
+        except OSError:
+            return
+        except Exception as exc:  # noqa: BLE001 - the outcome matters more than the page
+            self.observer.message(f"report.html or the review pack not written: {exc!r}")
+            with contextlib.suppress(OSError):
+                write_report(self.journal, self.plan)
 
     # --- internals ----------------------------------------------------------------------------
 

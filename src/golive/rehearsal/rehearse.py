@@ -305,6 +305,7 @@ def main(path: Path, *, keep: bool, plain: bool) -> None:
         )
     print(f"rehearsal took {outcome.seconds:.0f}s")
     if outcome.report is not None:
-        print(f"report: {outcome.report}")
+        print(f"report: {outcome.report} and {outcome.report.with_suffix('.html')}")
+        print(f"review pack: {outcome.report.with_name('review.md')} (invitation review.ics)")
     if outcome.error is not None:
         raise outcome.error

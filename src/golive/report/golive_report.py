@@ -1,11 +1,12 @@
-"""The go-live report (first version): Markdown rendered from a run's journal alone.
+"""The go-live report's sections, built from a run's journal alone into one model.
 
 Written at the end of every run — succeeded, rolled back or interrupted — as
-``<run dir>/report.md``: outcome, timeline of steps with durations, every router switch,
-zero-downtime figures (requests sent and failed during the run and around each switch, by
-slot and engine, when a background load ran), smoke and performance results, the gate
-verdicts, the backup, and what was rolled back. A later issue extends it into the full go-live
-report and review pack.
+``<run dir>/report.md`` and ``report.html`` (``golive.report.publish``): outcome, timeline of
+steps with durations, every router switch, the issues encountered, performance against the
+plan's SLOs, smoke results, zero-downtime figures (requests sent and failed during the run and
+around each switch, by slot and engine, when a background load ran), the database steps, the
+gate verdicts, the traffic stages, monitoring, validation, what was rolled back, the lessons
+learned and the sign-off. ``build_model`` is pure; ``render`` prints the Markdown.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ from typing import Any
 from golive import journal as j
 from golive.journal import Journal, RunState
 from golive.plan import Plan
-from golive.report import verification_sections
+from golive.report import issues, model, verification_sections
+from golive.report.closing import (
+    hold_slo_lines,
+    issue_lines,
+    lesson_lines,
+    mask_section,
+    signoff_lines,
+)
+from golive.report.model import ReportModel
 from golive.report.traffic_section import render_traffic
+from golive.steps import build_steps
+from golive.validation.register import Masker
 
 OUTCOME_TEXT = {
     "succeeded": "**Succeeded** — the release serves all traffic",
@@ -212,7 +223,12 @@ def _gates(events: list[dict[str, Any]]) -> list[str]:
     evaluated = [e for e in events if e["event"] == j.GATE_EVALUATED]
     lines = ["## Gates", ""]
     if not evaluated:
-        return [*lines, "No gate was evaluated in this run.", ""]
+        return [
+            *lines,
+            "The hold judged no gate in this run; the traffic stages' judgements are under "
+            "Traffic migration.",
+            "",
+        ]
     by_step: dict[str, list[dict[str, Any]]] = {}
     for e in evaluated:
         by_step.setdefault(e["step"], []).append(e)
@@ -247,15 +263,14 @@ def _rollback(state: RunState, events: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def render(journal: Journal, plan: Plan) -> str:
-    events = journal.events()
-    state = RunState.fold(events)
+def _header(state: RunState, plan: Plan, torn: bool) -> list[str]:
     backup = state.figures("backup")
+    outcome = "interrupted" if torn and not state.final else state.outcome
     lines = [
-        f"# Go-live report — credit assessment {plan.release.version}",
+        "## Outcome",
         "",
         f"- Run: `{state.run_id}` — plan `{state.plan}` ({plan.target.kind} target)",
-        f"- Outcome: {OUTCOME_TEXT.get(state.outcome, state.outcome)}",
+        f"- Outcome: {OUTCOME_TEXT.get(outcome, outcome)}",
         f"- Started {state.started or '—'}, finished {state.finished or '—'} "
         f"({_duration(state.started, state.finished)})",
         f"- Release: {plan.release.image} (green {plan.slots.green.version}, "
@@ -269,20 +284,58 @@ def render(journal: Journal, plan: Plan) -> str:
         )
     if state.failure:
         lines.append(f"- Failure: {state.failure}")
-    lines.append("")
-    lines += _timeline(state, events)
-    lines += _switches(state)
-    lines += _load(events)
-    lines += _smoke(state)
-    lines += verification_sections.database(state)
-    lines += _performance(state, plan)
-    lines += _gates(events)
-    lines += render_traffic(events)
-    lines += verification_sections.monitoring(state)
-    lines += verification_sections.validation(state)
-    lines += _rollback(state, events)
-    lines += [f"_Rendered from `{journal.path}`._", ""]
-    return "\n".join(lines)
+    if torn:
+        lines.append(
+            "- **The run was interrupted**: the journal ends in a line torn mid-write (the "
+            "process was killed); this report shows what was journaled before it."
+        )
+    elif not state.final and state.outcome in ("running", "interrupted"):
+        lines.append("- **The run was interrupted** or is still running: it has no final outcome.")
+    return [*lines, ""]
+
+
+def build_model(
+    events: list[dict[str, Any]], plan: Plan, *, source: str, torn: bool = False
+) -> ReportModel:
+    """Every section of the report, from the journal's events (and the files the run wrote)."""
+    state = RunState.fold(events)
+    drawn = model.charts(events, state, plan)
+    expected = {step.name: step.expected_s(plan) for step in build_steps(plan)}
+    found = issues.issues(events, state)
+    gate_series = [c.data for c in drawn.gates if c.data is not None]
+    sections = [
+        model.section("outcome", _header(state, plan, torn)),
+        model.section("timeline", _timeline(state, events)),
+        model.section("switches", _switches(state)),
+        model.section("issues", issue_lines(found)),
+        model.section("performance", _performance(state, plan) + hold_slo_lines(events, plan)),
+        model.section("smoke", _smoke(state)),
+        model.section("zero_downtime", _load(events), drawn.load),
+        model.section("database", verification_sections.database(state), [drawn.timings]),
+        model.section("gates", _gates(events), drawn.gates),
+        model.section("traffic", render_traffic(events), [drawn.weight]),
+        model.section("monitoring", verification_sections.monitoring(state)),
+        model.section("validation", verification_sections.validation(state)),
+        model.section("rollback", _rollback(state, events)),
+        model.section("lessons", lesson_lines(issues.lessons(state, expected, gate_series))),
+        model.section("signoff", signoff_lines(plan)),
+    ]
+    masker = Masker.per_run()
+    masked = [mask_section(part, plan, masker) for part in sections]
+    return ReportModel(
+        title=f"Go-live report — credit assessment {plan.release.version}",
+        run_id=state.run_id,
+        outcome="interrupted" if torn and not state.final else state.outcome,
+        sections=masked,
+        spans=drawn.spans,
+        end_s=drawn.end_s,
+        footer=f"_Rendered from `{source}`._",
+    )
+
+
+def render(journal: Journal, plan: Plan) -> str:
+    report = build_model(journal.events(), plan, source=str(journal.path), torn=journal.torn_tail())
+    return model.markdown(report)
 
 
 def write_report(journal: Journal, plan: Plan) -> Path:

@@ -119,6 +119,12 @@ def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str
             verdict=JOURNALED[verdict.verdict],
             figures=last,
             reasons=list(verdict.reasons),
+            # What the figures were judged against, so the report needs no plan to chart them.
+            thresholds={
+                "max_error_ratio": gates.max_error_ratio,
+                "max_p99_ms": gates.max_p99_ms,
+                "min_requests": gates.min_requests,
+            },
         )
         if verdict.verdict is Verdict.FAIL:
             raise GateBreached(f"gate failed during {step}: " + "; ".join(verdict.reasons))
