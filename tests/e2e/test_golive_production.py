@@ -499,6 +499,11 @@ def test_the_shipped_production_plan_goes_live_with_no_failed_request(
         assert latest is not None
         report = (latest.run_dir / "report.md").read_text(encoding="utf-8")
         assert "Release manager" in report and outside.idp.client_secret not in report
+        for name in ("report.html", "review.md", "review.html", "review.ics"):
+            assert (latest.run_dir / name).is_file(), f"{name} not written"
+        assert [(r["outcome"], r["stages"]) for r in history(golive)] == [
+            ("succeeded", [10, 50, 100])
+        ]
         print(
             f"production go-live: {result.count} requests, {result.failed} failed, "
             f"p99 {result.percentile_ms(0.99):.1f} ms; "
@@ -561,7 +566,17 @@ def test_new_engine_errors_at_50_percent_roll_the_go_live_back(
 
         assert golive.selected_slot() == "blue"
         assert outcome_of(events) == "rolled_back"
+        [row] = history(golive)
+        assert row["outcome"] == "rolled_back" and row["stages"] == [10, 50], row
+        assert row["rollbacks"] and row["fault_to_rollback_s"] is not None, row
         assert load.result is not None and load.stored() == len(load.ids), "assessments lost"
+
+
+def history(golive: GoLive) -> list[dict[str, Any]]:
+    """``golive history --json`` of the go-live's state directory, as an operator reads it."""
+    shown = golive.golive("history", "--plan", str(golive.plan), "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return list(json.loads(shown.stdout))
 
 
 def outcome_of(events: list[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from golive.errors import GateRolledBack
+from golive.report import series
 from golive.traffic import create
 from tests.integration.golive.plans import needs_haproxy
 from tests.integration.golive.traffic_rig import IdLoad, Rig, StageRun, start_rig
@@ -61,8 +62,23 @@ def assert_rolled_back(run: StageRun, rig: Rig, gate: str) -> float:
     assert outcome["outcome"] == "rolled_back"
     report = (run.journal.run_dir / "report.md").read_text(encoding="utf-8")
     assert "**Rolled back during `traffic-50`**" in report and gate in report
+    assert_page_tells_the_rollback(run, rig, gate)
     print(f"{gate}: fault -> flag verified at 0% in {seconds:.2f}s (look {failed[0]['look']})")
     return seconds
+
+
+def assert_page_tells_the_rollback(run: StageRun, rig: Rig, gate: str) -> None:
+    """report.html: the rollback among the issues encountered, and the failing gate's chart with
+    its figure over the threshold at the judgement that failed."""
+    page = (run.journal.run_dir / "report.html").read_text(encoding="utf-8")
+    issues = page.split('<section id="issues">', 1)[1].split("</section>", 1)[0]
+    assert "rollback" in issues and "traffic-50" in issues, issues
+    origin = series.run_origin(run.events)
+    assert origin is not None
+    line = next(s for s in series.gate_series(run.events, origin, rig.plan) if s.metric == gate)
+    failing = [value for _, value, verdict in line.points if verdict == "FAIL"]
+    assert line.threshold is not None and failing and max(failing) > line.threshold, line
+    assert f"Gate: {line.label} at each judgement" in page
 
 
 def test_new_path_errors_roll_back(rig: Rig) -> None:
