@@ -562,7 +562,10 @@ def test_new_engine_errors_at_50_percent_roll_the_go_live_back(
             f"{took:.2f}s (flag back in {rolled['after_fail_s']:.2f}s; the 50% weight took "
             f"{shift['verified_in_s']:.2f}s to verify)"
         )
-        assert failed[0]["look"] <= 2 and failed[0]["elapsed_s"] <= 2 * FAULT_INTERVAL_S, failed[0]
+        # The second look is taken once two intervals have passed, never before: its stage time
+        # is 12 s plus the sleeps' overshoot (CI once saw 12.01 s), so the bound allows 1 s.
+        assert failed[0]["look"] <= 2, failed[0]
+        assert failed[0]["elapsed_s"] < 2 * FAULT_INTERVAL_S + 1.0, failed[0]
 
         assert golive.selected_slot() == "blue"
         assert outcome_of(events) == "rolled_back"
