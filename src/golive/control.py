@@ -8,6 +8,8 @@ acknowledgement.
 
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -199,13 +201,21 @@ def rollback(path: Path, wait_s: float) -> str:
     )
 
 
+def _operator() -> str:
+    """Who asked (the login name), for the journal and the notifications."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 def pause(path: Path, paused: bool) -> str:
     from golive.plan import load
 
     plan = load(path)
     state_dir = plan.state_dir.resolve()
     control = Control(state_dir)
-    if _request(control, pause=paused)["pause"] != paused:
+    if _request(control, pause=paused, by=_operator())["pause"] != paused:
         raise ControlRequestError(f"the request did not stick in {control.path}")
     verb = "pause" if paused else "resume"
     if not RunLock(state_dir).held_elsewhere():

@@ -368,6 +368,7 @@ class Control:
             data = {}
         approval = data.get("approval")
         return {
+            "by": str(data.get("by") or "an operator"),
             "pause": bool(data.get("pause")),
             "rollback": bool(data.get("rollback")),
             "approval": approval if isinstance(approval, dict) else None,

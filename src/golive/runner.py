@@ -17,7 +17,9 @@ run, whatever the outcome.
 While a run (or ``golive rollback``) holds the lock, golive serves its own metrics
 (``golive.exporter``), folded from this journal: bound before anything is journaled, so a port
 in use stops ``golive run`` with nothing done; stopped, and the port freed, however the run
-ends. ``golive rollback`` never refuses to roll back for the sake of its metrics port: it
+ends. Notifications (``golive.notify``) are delivered by threads of their own from the same
+journal, never blocking a step; at the end golive waits at most ``notify.drain_s`` for them.
+``golive rollback`` never refuses to roll back for the sake of its metrics port: it
 journals why it runs without them.
 """
 
@@ -48,6 +50,7 @@ from golive.errors import (
 from golive.exporter import EXPORTER_STARTED, RunExporter, exporting
 from golive.journal import Control, Journal, RunLock
 from golive.load import LiveCounts
+from golive.notify.delivery import live_link, notifying
 from golive.plan import Plan
 from golive.report.golive_report import write_report
 from golive.report.publish import write_all
@@ -133,8 +136,10 @@ class Runner:
             journal = self._open(resume)
             self.journal = journal
             self._export(journal, exporter)
+            live = live_link(self.plan, exporter.url if exporter else None)
             try:
-                self._execute(self._context(journal))
+                with notifying(self.plan, journal, live=live):
+                    self._execute(self._context(journal))
             finally:
                 if report:
                     self.write_report()
@@ -159,12 +164,16 @@ class Runner:
                     journal.append(j.NOTE, text=f"rolling back without golive's metrics: {exc}")
                     self.observer.message(f"golive's metrics are off for this rollback: {exc}")
                 self._export(journal, exporter)
-                journal.append(
-                    j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})"
-                )
                 current = next((s for s in self.steps if s.name == state.current), None)
+                live = live_link(self.plan, exporter.url if exporter else None)
                 try:
-                    undone = self._rollback(self._context(journal), current, "operator rollback")
+                    with notifying(self.plan, journal, live=live):
+                        journal.append(
+                            j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})"
+                        )
+                        undone = self._rollback(
+                            self._context(journal), current, "operator rollback"
+                        )
                 finally:
                     self.write_report()
             return journal, undone
