@@ -2,9 +2,10 @@
 
 Journal, then act: ``step_started`` is on disk before a step runs, ``step_finished`` (with its
 figures) after. The state is rebuilt from the journal alone, so ``--resume`` after a crash or
-``kill -9`` skips every completed step and runs the interrupted one again — steps are
-idempotent (a switch that finds the router already on green does nothing and journals no
-switch). One go-live at a time (``RunLock``).
+``kill -9`` skips every completed step and runs the interrupted one again (a run that died
+while rolling back finishes its rollback instead) — steps are idempotent (a switch that finds
+the router already on green does nothing and journals no switch).
+One go-live at a time (``RunLock``).
 
 On failure the rollback procedure runs by itself: the failing step's ``undo``, then the
 completed steps' in reverse order (router back to blue, flag back, green stopped); every undo
@@ -33,8 +34,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
-from golive import credentials
+from golive import credentials, errors
 from golive import journal as j
 from golive.credentials import TokenSource
 from golive.errors import (
@@ -43,6 +45,7 @@ from golive.errors import (
     GoLiveError,
     Interrupted,
     RollbackFailed,
+    StepFailed,
     TargetUnreachableError,
     UsageError,
     run_outcome,
@@ -139,6 +142,9 @@ class Runner:
             live = live_link(self.plan, exporter.url if exporter else None)
             try:
                 with notifying(self.plan, journal, live=live):
+                    failed = self._failed_before(journal) if resume else None
+                    if failed is not None:
+                        self._finish_rollback(self._context(journal), failed)
                     self._execute(self._context(journal))
             finally:
                 if report:
@@ -290,6 +296,29 @@ class Runner:
         journal.append(j.RUN_FINISHED, outcome="succeeded")
         self.observer.message("go-live complete")
 
+    def _failed_before(self, journal: Journal) -> dict[str, Any] | None:
+        """The step whose failure started a rollback that a crash cut short (None: none)."""
+        failed = None
+        for event in journal.events():
+            if event["event"] == j.STEP_FAILED and event.get("outcome", "failed") == "failed":
+                failed = event
+            elif event["event"] == j.RUN_FINISHED:
+                failed = None
+        return failed
+
+    def _finish_rollback(self, ctx: StepContext, failed: dict[str, Any]) -> None:
+        """Resumed after a crash during a rollback: finish the rollback, never run the failed
+        step again (a traffic stage whose gate failed would otherwise raise the weight)."""
+        name, reason = str(failed["step"]), str(failed.get("error", ""))
+        step = next((s for s in self.steps if s.name == name), None)
+        ctx.journal.append(j.NOTE, step=name, text=f"resuming the rollback after {name} failed")
+        with self.guard.masking():
+            undone = self._rollback(ctx, step, reason)
+        outcome = getattr(errors, str(failed.get("rolls_back_as")), StepFailed)
+        if not (isinstance(outcome, type) and issubclass(outcome, StepFailed)):
+            outcome = StepFailed
+        raise outcome(name, reason, undone, hint=self._hint(ctx))
+
     def _interrupted(self, ctx: StepContext, step: Step | None, exc: BaseException) -> None:
         with self.guard.masking():
             undone = []
@@ -313,12 +342,18 @@ class Runner:
     def _fail(self, ctx: StepContext, step: Step, exc: Exception) -> None:
         reason = exc.message if isinstance(exc, GoLiveError) else f"{type(exc).__name__}: {exc}"
         self.observer.step_failed(step.name, reason)
-        ctx.journal.append(j.STEP_FAILED, step=step.name, outcome="failed", error=reason)
+        outcome = run_outcome(exc)  # its exit code tells the cause: docs/golive.md#exit-codes
+        ctx.journal.append(
+            j.STEP_FAILED,
+            step=step.name,
+            outcome="failed",
+            error=reason,
+            rolls_back_as=outcome.__name__,
+        )
         with self.guard.masking():
             undone = self._rollback(ctx, step, reason)
         if isinstance(exc, TargetUnreachableError) and not undone:
             raise exc  # its own exit code and message: nothing was changed
-        outcome = run_outcome(exc)  # its exit code tells the cause: docs/golive.md#exit-codes
         raise outcome(step.name, reason, undone, hint=self._hint(ctx)) from exc
 
     def _rollback(self, ctx: StepContext, failing: Step | None, reason: str) -> list[str]:
