@@ -252,3 +252,42 @@ def test_a_url_with_a_token_comes_from_a_secret_never_the_plan(tmp_path: Path) -
     with pytest.raises(delivery.DeliveryError) as caught:
         resolve_url(target, {})
     assert "SLACK_URL" in str(caught.value)
+
+
+def test_the_report_counts_each_targets_sent_failed_retried_unconfirmed_and_unsent(
+    tmp_path: Path,
+) -> None:
+    from golive.report import notifications
+
+    plan = make_plan(
+        tmp_path,
+        {
+            "targets": [
+                {"name": "chat", "url": "json://127.0.0.1:9/"},
+                {"name": "pager", "url_env": "PAGER_URL", "events": ["gate_failed"]},
+            ]
+        },
+    )
+    events = [STARTED, MEASURED_FAIL]
+    first, fail = notices(events)
+    events += [
+        ev(delivery.SENDING, 10, id=first.id, target="chat"),
+        ev(delivery.SENT, 11, id=first.id, target="chat", attempts=3),
+        ev(delivery.SENDING, 12, id=fail.id, target="chat"),
+        ev(delivery.SENDING, 13, id=fail.id, target="pager"),
+        ev(
+            delivery.FAILED,
+            14,
+            id=fail.id,
+            target="pager",
+            kind="gate_failed",
+            attempts=6,
+            error="notify target pager: answered 500",
+        ),
+    ]
+    rows = {row.target: row for row in notifications.counts(events, plan)}
+    assert rows["chat"] == notifications.TargetCounts("chat", 1, 0, 2, 1, 0)
+    assert rows["pager"] == notifications.TargetCounts("pager", 0, 1, 5, 0, 0)
+    text = "\n".join(notifications.lines(events, plan))
+    assert "| chat | apprise | 1 | 0 | 2 | 1 | 0 |" in text
+    assert "gate_failed to pager after 6 attempts: notify target pager: answered 500" in text
