@@ -211,7 +211,7 @@ class Runner:
             listen=f"{exporter.settings.host}:{exporter.port}",
             discovery=str(exporter.discovery),
         )
-        self.observer.message(f"golive's metrics on {exporter.url}")
+        self.observer.message(f"golive's metrics on {exporter.url}, live page {exporter.live_url}")
 
     def _context(self, journal: Journal) -> StepContext:
         return StepContext(
