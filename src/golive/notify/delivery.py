@@ -41,6 +41,7 @@ SENDING = "notification_sending"
 SENT = "notification_sent"
 FAILED = "notification_failed"
 UNCONFIRMED = "notification_unconfirmed"
+TARGET_OFF = "notification_target_off"  # its URL could not be read: nothing is sent to it
 STATUS_PAGE_KINDS = ("maintenance_started", "rollback_started", "rollback_finished", "run_finished")
 
 
@@ -152,7 +153,7 @@ class StatusPageChannel:
             raise DeliveryError(f"notify target {self.name}: answered {answer.status_code}")
 
 
-def channels(plan: Plan, run_id: str) -> tuple[list[Channel], list[str]]:
+def channels(plan: Plan, run_id: str) -> tuple[list[Channel], list[tuple[str, str]]]:
     """The plan's targets as channels; the targets whose URL cannot be read, with why."""
     made: list[Channel] = []
     problems = []
@@ -161,7 +162,7 @@ def channels(plan: Plan, run_id: str) -> tuple[list[Channel], list[str]]:
         try:
             url = resolve_url(target)
         except DeliveryError as exc:
-            problems.append(str(exc))
+            problems.append((target.name, str(exc)))
             continue
         events = [str(event) for event in target.events]
         if target.kind == "status_page":
@@ -333,8 +334,8 @@ def notifying(
         return
     run_id = journal.run_dir.name
     chans, problems = channels(plan, run_id)
-    for problem in problems:
-        journal.append(j.NOTE, text=f"notifications off for a target: {problem}")
+    for name, problem in problems:
+        journal.append(TARGET_OFF, target=name, error=problem)
     links = Links(plan=str(plan.source), live=live)
     dispatcher = Dispatcher(plan, journal, links, chans).start()
     try:

@@ -29,6 +29,7 @@ NOTIFICATION_EVENTS = (
     "notification_sent",
     "notification_failed",
     "notification_unconfirmed",
+    "notification_target_off",
 )
 MIGRATION_STEP = "migrate"
 OPERATOR_ROLLBACK = "rollback requested by an operator"

@@ -68,6 +68,10 @@ def lines(events: list[dict[str, Any]], plan: Plan) -> list[str]:
             f"| {row.target} | {kinds[row.target]} | {row.sent} | {row.failed} | {row.retries} "
             f"| {row.unconfirmed} | {row.not_sent} |"
         )
+    off = [e for e in events if e.get("event") == delivery.TARGET_OFF]
+    if off:
+        out += ["", "Targets golive could not use (nothing was sent to them):", ""]
+        out += [f"- {e.get('target')}: {e.get('error')}" for e in off]
     failures = [e for e in events if e.get("event") == delivery.FAILED]
     if failures:
         out += ["", "Given up (the go-live went on):", ""]
