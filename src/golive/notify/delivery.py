@@ -25,6 +25,7 @@ URLs are never journaled, logged or put in an error: a target is named by its ``
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -98,6 +99,9 @@ class AppriseChannel:
     def send(self, notice: Notice) -> None:
         import apprise
 
+        # Apprise masks credentials in what it logs, but its debug lines show payloads and
+        # hosts: never below WARNING, whatever the root logger says.
+        logging.getLogger("apprise").setLevel(max(logging.WARNING, logging.root.level))
         sender = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
         if not sender.add(self.url):
             raise DeliveryError(f"notify target {self.name}: Apprise does not read its URL")
