@@ -175,7 +175,7 @@ def rollback(path: Path, wait_s: float) -> str:
     target = targets.create(plan)
     if RunLock(state_dir).held_elsewhere():
         control = Control(state_dir)
-        if not _request(control, rollback=True)["rollback"]:
+        if not _request(control, rollback=True, by=_operator())["rollback"]:
             raise ControlRequestError(f"could not record the rollback request in {control.path}")
         deadline = time.monotonic() + wait_s
         while RunLock(state_dir).held_elsewhere():

@@ -27,6 +27,7 @@ journals why it runs without them.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import os
 import signal
@@ -94,6 +95,13 @@ class _SignalGuard:
             yield
         finally:
             self.masked = False
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def plan_digest(plan: Plan) -> str:
@@ -175,7 +183,9 @@ class Runner:
                 try:
                     with notifying(self.plan, journal, live=live):
                         journal.append(
-                            j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})"
+                            j.NOTE,
+                            text="rollback requested by an operator "
+                            f"(golive rollback by {_login()}, pid {os.getpid()})",
                         )
                         undone = self._rollback(
                             self._context(journal), current, "operator rollback"

@@ -167,7 +167,10 @@ class NoticeFold:
         if OPERATOR_ROLLBACK in error:
             notices.append(
                 self._notice(
-                    e, "operator_action", "An operator asked for a rollback", f"During {step}."
+                    e,
+                    "operator_action",
+                    "An operator asked for a rollback",
+                    f"{error}, during {step}.",
                 )
             )
         notices.append(
@@ -202,7 +205,12 @@ class NoticeFold:
         if text.startswith("rollback requested by an operator"):
             self.failed = "an operator's golive rollback"
             return [
-                self._notice(e, "operator_action", "An operator rolled back the go-live", text),
+                self._notice(
+                    e,
+                    "operator_action",
+                    "An operator rolled back the go-live",
+                    text,
+                ),
                 self._rollback_started(e, "golive rollback by an operator"),
             ]
         if "inconclusive" not in text or "paused for a" not in text:

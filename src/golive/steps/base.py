@@ -125,7 +125,9 @@ class StepContext:
         """Honour pause and rollback requests; True when the run was paused meanwhile."""
         request = self.control.read()
         if request["rollback"]:
-            raise RollbackRequested("rollback requested by an operator (golive rollback)")
+            raise RollbackRequested(
+                f"rollback requested by an operator (golive rollback by {request['by']})"
+            )
         if not request["pause"]:
             return False
         self.journal.append(j.PAUSED, by=request["by"])
@@ -135,7 +137,9 @@ class StepContext:
             request = self.control.read()
         self.journal.append(j.RESUMED, by=request["by"])
         if request["rollback"]:
-            raise RollbackRequested("rollback requested by an operator (golive rollback)")
+            raise RollbackRequested(
+                f"rollback requested by an operator (golive rollback by {request['by']})"
+            )
         self.observer.message("resumed")
         return True
 

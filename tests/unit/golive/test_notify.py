@@ -291,3 +291,21 @@ def test_the_report_counts_each_targets_sent_failed_retried_unconfirmed_and_unse
     text = "\n".join(notifications.lines(events, plan))
     assert "| chat | apprise | 1 | 0 | 2 | 1 | 0 |" in text
     assert "gate_failed to pager after 6 attempts: notify target pager: answered 500" in text
+
+
+def test_an_operators_rollback_says_who_asked() -> None:
+    failed = ev(
+        "step_failed",
+        7,
+        step="traffic-10",
+        outcome="failed",
+        error="rollback requested by an operator (golive rollback by alice)",
+    )
+    found = notices([STARTED, failed], LINKS)
+    assert [n.kind for n in found] == [
+        "run_started",
+        "operator_action",
+        "step_failed",
+        "rollback_started",
+    ]
+    assert "golive rollback by alice" in found[1].body
