@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from golive.targets.fake import FakeTarget
 REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="Debian chromium is not installed (make system-deps installs it as root)",
 )
@@ -171,6 +172,36 @@ def exporter_url(journal_path: Path, timeout_s: float = 30) -> str:
     raise AssertionError("the exporter never started")
 
 
+def test_the_live_endpoints_are_read_only_beside_the_metrics(tmp_path) -> None:
+    from golive.exporter import RunExporter
+
+    data = yaml.safe_load((REPO / "deploy/golive/rehearsal.yaml").read_text(encoding="utf-8"))
+    data["target"]["state_dir"] = str(tmp_path / "state")
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    plan = load(tmp_path / "plan.yaml")
+    assert plan.monitoring.exporter is not None
+    exporter = RunExporter(plan.monitoring.exporter, plan).start()
+    try:
+        journal = j.Journal(tmp_path / "journal.jsonl")
+        journal.append("run_started", run_id="r1", release="2.0.0", steps=[])
+        exporter.follow(journal)
+        base = exporter.live_url.rsplit("/", 1)[0]
+        with urllib.request.urlopen(f"{base}/live", timeout=10) as answer:
+            assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+            assert "<script>" in answer.read().decode()
+        with urllib.request.urlopen(f"{base}/live.json", timeout=10) as answer:
+            assert json.load(answer)["run_id"] == "r1"
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+            assert b"golive_run_info" in answer.read()
+        refused = urllib.request.Request(f"{base}/live.json", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(refused, timeout=10)
+        assert caught.value.code == 405
+    finally:
+        exporter.stop()
+
+
+@needs_chromium
 def test_the_live_page_shows_the_weight_change_without_a_reload(tmp_path) -> None:
     data = yaml.safe_load((REPO / "deploy/golive/rehearsal.yaml").read_text(encoding="utf-8"))
     data["target"]["state_dir"] = str(tmp_path / "state")
