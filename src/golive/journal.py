@@ -388,4 +388,4 @@ class Control:
         return self.read()
 
     def reset(self) -> None:
-        self.write(pause=False, rollback=False, approval=None)
+        self.write(pause=False, rollback=False, approval=None, by=None)
