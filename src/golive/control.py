@@ -98,6 +98,7 @@ def status(path: Path) -> str:
             lines.append(f"failure: {state.failure}")
         lines.append(f"journal: {journal.path}")
         lines.append(f"report:  {journal.run_dir / 'report.md'} (and report.html)")
+        lines += _live_lines(journal, state, lock.held_elsewhere())
     try:
         target = targets.create(plan)
         router = target.router_state()
@@ -115,6 +116,20 @@ def status(path: Path) -> str:
     except GoLiveError as exc:
         lines.append(f"router: not reachable ({exc.message})")
     return "\n".join(lines)
+
+
+def _live_lines(journal: Journal, state: j.RunState, running: bool) -> list[str]:
+    """Where the live page is while the run goes on, and what the notifications did."""
+    events = journal.events()
+    lines = []
+    served = [e for e in events if e["event"] == "exporter_started"]
+    if served and running and not state.final:
+        lines.append(f"live page: {str(served[-1]['url']).rsplit('/', 1)[0]}/live")
+    sent = sum(e["event"] == "notification_sent" for e in events)
+    failed = sum(e["event"] == "notification_failed" for e in events)
+    if sent or failed:
+        lines.append(f"notifications: {sent} sent, {failed} failed (report: Notifications)")
+    return lines
 
 
 def _approval_lines(state: j.RunState, path: Path) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from golive import control
 from golive import journal as j
 from golive.plan import Plan, load
 from golive.runner import Runner
@@ -222,6 +223,7 @@ def test_the_live_page_shows_the_weight_change_without_a_reload(tmp_path) -> Non
         )
         with urllib.request.urlopen(f"{base}/live.json", timeout=10) as answer:
             assert json.load(answer)["weight"] == 10.0
+        assert f"live page: {base}/live" in control.status(tmp_path / "plan.yaml")
         browser = Browser(f"{base}/live", tmp_path / "profile")
         browser.attach(f"{base}/live")
         weight = "document.getElementById('weight').textContent"
