@@ -8,6 +8,8 @@ acknowledgement.
 
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,7 @@ def status(path: Path) -> str:
             lines.append(f"failure: {state.failure}")
         lines.append(f"journal: {journal.path}")
         lines.append(f"report:  {journal.run_dir / 'report.md'} (and report.html)")
+        lines += _live_lines(journal, state, lock.held_elsewhere())
     try:
         target = targets.create(plan)
         router = target.router_state()
@@ -113,6 +116,20 @@ def status(path: Path) -> str:
     except GoLiveError as exc:
         lines.append(f"router: not reachable ({exc.message})")
     return "\n".join(lines)
+
+
+def _live_lines(journal: Journal, state: j.RunState, running: bool) -> list[str]:
+    """Where the live page is while the run goes on, and what the notifications did."""
+    events = journal.events()
+    lines = []
+    served = [e for e in events if e["event"] == "exporter_started"]
+    if served and running and not state.final:
+        lines.append(f"live page: {str(served[-1]['url']).rsplit('/', 1)[0]}/live")
+    sent = sum(e["event"] == "notification_sent" for e in events)
+    failed = sum(e["event"] == "notification_failed" for e in events)
+    if sent or failed:
+        lines.append(f"notifications: {sent} sent, {failed} failed (report: Notifications)")
+    return lines
 
 
 def _approval_lines(state: j.RunState, path: Path) -> list[str]:
@@ -173,7 +190,7 @@ def rollback(path: Path, wait_s: float) -> str:
     target = targets.create(plan)
     if RunLock(state_dir).held_elsewhere():
         control = Control(state_dir)
-        if not _request(control, rollback=True)["rollback"]:
+        if not _request(control, rollback=True, by=_operator())["rollback"]:
             raise ControlRequestError(f"could not record the rollback request in {control.path}")
         deadline = time.monotonic() + wait_s
         while RunLock(state_dir).held_elsewhere():
@@ -199,13 +216,21 @@ def rollback(path: Path, wait_s: float) -> str:
     )
 
 
+def _operator() -> str:
+    """Who asked (the login name), for the journal and the notifications."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 def pause(path: Path, paused: bool) -> str:
     from golive.plan import load
 
     plan = load(path)
     state_dir = plan.state_dir.resolve()
     control = Control(state_dir)
-    if _request(control, pause=paused)["pause"] != paused:
+    if _request(control, pause=paused, by=_operator())["pause"] != paused:
         raise ControlRequestError(f"the request did not stick in {control.path}")
     verb = "pause" if paused else "resume"
     if not RunLock(state_dir).held_elsewhere():

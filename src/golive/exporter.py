@@ -29,6 +29,9 @@ Labels carry step names, titles, the plan's name and the release: no secret, no 
 The address bound is journaled (``exporter_started`` with ``url``) and written as a Prometheus
 file-based service discovery file, ``<state_dir>/exporter/targets.json`` (``[]`` once stopped),
 so a Prometheus started before the run — the rehearsal's — finds a port chosen at run time.
+
+The same server serves the live page (``/live``, polling ``/live.json``;
+``golive.report.live``): read-only, GET only, rebuilt from the journal at every request.
 """
 
 from __future__ import annotations
@@ -38,23 +41,31 @@ import errno
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from golive import journal as j
 from golive.errors import ExporterAddressError
 from golive.plan import Exporter, Plan
+from golive.report import live
 from golive.steps.backup import VerifyBackup
 from golive.steps.shift import TRAFFIC_ROLLED_BACK, TRAFFIC_SHIFTED
 
 EXPORTER_STARTED = "exporter_started"
+# The live page draws only what it carries: inline script and styles, no request elsewhere.
+LIVE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; connect-src 'self'"
+)
 NOT_STARTED = "exporter_not_started"
 DISCOVERY_FILE = Path("exporter") / "targets.json"
 
@@ -324,6 +335,8 @@ class RunExporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self.discovery = discovery_file(plan.state_dir.resolve())
+        self.live = LivePage(plan)
+        self._metrics_app = make_wsgi_app(self.registry)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -342,17 +355,44 @@ class RunExporter:
     def url(self) -> str:
         return f"http://{self.address}/metrics"
 
+    @property
+    def live_url(self) -> str:
+        return f"http://{self.address}/live"
+
     def start(self) -> RunExporter:
         host, port = self.settings.host, self.settings.port
         try:
-            self._server, self._thread = start_http_server(port, host, self.registry)
+            self._server, self._thread = _serve(host, port, self._app)
         except (OSError, socket.gaierror) as exc:
             raise _bind_error(host, port, exc) from exc
         write_discovery(self.discovery, self.address)
         return self
 
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """``/live`` and ``/live.json`` (the live page, read-only); anything else: metrics."""
+        path = str(environ.get("PATH_INFO", ""))
+        if path not in ("/live", "/live.json"):
+            return self._metrics_app(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+            return [b"read-only\n"]
+        if path == "/live":
+            body, kind = live.PAGE.encode(), "text/html; charset=utf-8"
+        else:
+            body, kind = json.dumps(self.live.state(), default=str).encode(), "application/json"
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", kind),
+                ("Cache-Control", "no-store"),
+                ("Content-Security-Policy", LIVE_CSP),
+            ],
+        )
+        return [body]
+
     def follow(self, journal: j.Journal) -> None:
         """Rebuild the figures from the journal so far, then fold every event appended."""
+        self.live.journal = journal
         self.collector.reset(journal.events())
         self._unsubscribe = journal.subscribe(self.collector.observe)
 
@@ -370,6 +410,59 @@ class RunExporter:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _serve(host: str, port: int, app: Any) -> tuple[WSGIServer, threading.Thread]:
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+
+    class Server(_ThreadingServer):
+        address_family = family
+
+    server = make_server(str(sockaddr[0]), port, app, Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="golive-exporter", daemon=True)
+    thread.start()
+    return server, thread
+
+
+@dataclass
+class LivePage:
+    """The live page's state from the journal; the charts drawn again at most every
+    ``charts_every_s`` (matplotlib takes a while), the rest at every request."""
+
+    plan: Plan
+    journal: j.Journal | None = None
+    charts_every_s: float = 5.0
+    _charts: tuple[float, int, str] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def state(self) -> dict[str, Any]:
+        events = self.journal.events() if self.journal is not None else []
+        result = live.live_state(events, self.plan, with_charts=False)
+        now = time.time()
+        with self._lock:
+            cached = self._charts
+            if cached is None or (
+                cached[1] != len(events) and now - cached[0] > self.charts_every_s
+            ):
+                state = j.RunState.fold(events)
+                cached = self._charts = (
+                    now,
+                    len(events),
+                    live.charts_html(events, state, self.plan),
+                )
+        result["charts"], result["events"], result["now"] = cached[2], cached[1], now
+        return result
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> ExporterAddressError:

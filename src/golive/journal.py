@@ -368,6 +368,7 @@ class Control:
             data = {}
         approval = data.get("approval")
         return {
+            "by": str(data.get("by") or "an operator"),
             "pause": bool(data.get("pause")),
             "rollback": bool(data.get("rollback")),
             "approval": approval if isinstance(approval, dict) else None,
@@ -387,4 +388,4 @@ class Control:
         return self.read()
 
     def reset(self) -> None:
-        self.write(pause=False, rollback=False, approval=None)
+        self.write(pause=False, rollback=False, approval=None, by=None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -372,6 +372,68 @@ class Monitoring(_Strict):
     exporter: Exporter | None = Exporter()
 
 
+# What a notification target can be sent (docs/golive.md#notifications).
+NotifyEvent = Literal[
+    "run_started",
+    "run_finished",
+    "step_failed",
+    "gate_failed",
+    "inconclusive",
+    "approval_needed",
+    "rollback_started",
+    "rollback_finished",
+    "operator_action",
+    "maintenance_started",
+]
+NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
+
+
+class NotifyTarget(_Strict):
+    """Where notifications go: an Apprise URL (``kind: apprise``) or a status page webhook
+    (``kind: status_page``, a JSON POST). A URL that carries a token is never written in the
+    plan: ``url_env`` names the variable (or ``<NAME>_FILE``, a mounted Secret) holding it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    kind: Literal["apprise", "status_page"] = "apprise"
+    url: Annotated[str, Field(min_length=1)] | None = None
+    url_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    # Empty: every event (a status page: the ones that change its status).
+    events: list[NotifyEvent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> NotifyTarget:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url, url_env")
+        if self.url is not None and "@" in self.url.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("url carries credentials: put it in a secret and name it in url_env")
+        return self
+
+
+class Notify(_Strict):
+    """Notifications to people and the status page, sent beside the steps, never blocking them."""
+
+    targets: list[NotifyTarget] = Field(default_factory=list)
+    # Failed deliveries are tried again after backoff_s, doubling up to max_backoff_s, at most
+    # `attempts` times in all; then counted as failed (journal, report, live page).
+    attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    backoff_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    max_backoff_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # At the end of the run golive waits this long at most for messages still being sent.
+    drain_s: Annotated[float, Field(ge=0, le=600)] = 15.0
+    # The live page as the people notified reach it (e.g. through kubectl port-forward);
+    # default: the exporter's own address.
+    link: str | None = None
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct(cls, targets: list[NotifyTarget]) -> list[NotifyTarget]:
+        names = [t.name for t in targets]
+        if len(names) != len(set(names)):
+            raise ValueError("target names must be distinct")
+        return targets
+
+
 class PlanValidation(ValidationConfig):
     """The ``validate`` step: the validation config (docs/validation.md) plus whether it gates."""
 
@@ -403,6 +465,7 @@ class Plan(_Strict):
     monitoring: Monitoring = Monitoring()
     rehearsal: Rehearsal = Rehearsal()
     validation: PlanValidation = PlanValidation()
+    notify: Notify = Notify()
     _source: Path = PrivateAttr(default=Path("<plan>"))
     _bases: tuple[Path, ...] = PrivateAttr(default=())
 

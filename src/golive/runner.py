@@ -2,9 +2,10 @@
 
 Journal, then act: ``step_started`` is on disk before a step runs, ``step_finished`` (with its
 figures) after. The state is rebuilt from the journal alone, so ``--resume`` after a crash or
-``kill -9`` skips every completed step and runs the interrupted one again — steps are
-idempotent (a switch that finds the router already on green does nothing and journals no
-switch). One go-live at a time (``RunLock``).
+``kill -9`` skips every completed step and runs the interrupted one again (a run that died
+while rolling back finishes its rollback instead) — steps are idempotent (a switch that finds
+the router already on green does nothing and journals no switch).
+One go-live at a time (``RunLock``).
 
 On failure the rollback procedure runs by itself: the failing step's ``undo``, then the
 completed steps' in reverse order (router back to blue, flag back, green stopped); every undo
@@ -17,13 +18,16 @@ run, whatever the outcome.
 While a run (or ``golive rollback``) holds the lock, golive serves its own metrics
 (``golive.exporter``), folded from this journal: bound before anything is journaled, so a port
 in use stops ``golive run`` with nothing done; stopped, and the port freed, however the run
-ends. ``golive rollback`` never refuses to roll back for the sake of its metrics port: it
+ends. Notifications (``golive.notify``) are delivered by threads of their own from the same
+journal, never blocking a step; at the end golive waits at most ``notify.drain_s`` for them.
+``golive rollback`` never refuses to roll back for the sake of its metrics port: it
 journals why it runs without them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import os
 import signal
@@ -31,8 +35,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
-from golive import credentials
+from golive import credentials, errors
 from golive import journal as j
 from golive.credentials import TokenSource
 from golive.errors import (
@@ -41,6 +46,7 @@ from golive.errors import (
     GoLiveError,
     Interrupted,
     RollbackFailed,
+    StepFailed,
     TargetUnreachableError,
     UsageError,
     run_outcome,
@@ -48,6 +54,7 @@ from golive.errors import (
 from golive.exporter import EXPORTER_STARTED, RunExporter, exporting
 from golive.journal import Control, Journal, RunLock
 from golive.load import LiveCounts
+from golive.notify.delivery import live_link, notifying
 from golive.plan import Plan
 from golive.report.golive_report import write_report
 from golive.report.publish import write_all
@@ -88,6 +95,13 @@ class _SignalGuard:
             yield
         finally:
             self.masked = False
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def plan_digest(plan: Plan) -> str:
@@ -133,8 +147,13 @@ class Runner:
             journal = self._open(resume)
             self.journal = journal
             self._export(journal, exporter)
+            live = live_link(self.plan, exporter.url if exporter else None)
             try:
-                self._execute(self._context(journal))
+                with notifying(self.plan, journal, live=live):
+                    failed = self._failed_before(journal) if resume else None
+                    if failed is not None:
+                        self._finish_rollback(self._context(journal), failed)
+                    self._execute(self._context(journal))
             finally:
                 if report:
                     self.write_report()
@@ -159,12 +178,18 @@ class Runner:
                     journal.append(j.NOTE, text=f"rolling back without golive's metrics: {exc}")
                     self.observer.message(f"golive's metrics are off for this rollback: {exc}")
                 self._export(journal, exporter)
-                journal.append(
-                    j.NOTE, text=f"rollback requested by an operator (pid {os.getpid()})"
-                )
                 current = next((s for s in self.steps if s.name == state.current), None)
+                live = live_link(self.plan, exporter.url if exporter else None)
                 try:
-                    undone = self._rollback(self._context(journal), current, "operator rollback")
+                    with notifying(self.plan, journal, live=live):
+                        journal.append(
+                            j.NOTE,
+                            text="rollback requested by an operator "
+                            f"(golive rollback by {_login()}, pid {os.getpid()})",
+                        )
+                        undone = self._rollback(
+                            self._context(journal), current, "operator rollback"
+                        )
                 finally:
                     self.write_report()
             return journal, undone
@@ -196,7 +221,7 @@ class Runner:
             listen=f"{exporter.settings.host}:{exporter.port}",
             discovery=str(exporter.discovery),
         )
-        self.observer.message(f"golive's metrics on {exporter.url}")
+        self.observer.message(f"golive's metrics on {exporter.url}, live page {exporter.live_url}")
 
     def _context(self, journal: Journal) -> StepContext:
         return StepContext(
@@ -281,6 +306,29 @@ class Runner:
         journal.append(j.RUN_FINISHED, outcome="succeeded")
         self.observer.message("go-live complete")
 
+    def _failed_before(self, journal: Journal) -> dict[str, Any] | None:
+        """The step whose failure started a rollback that a crash cut short (None: none)."""
+        failed = None
+        for event in journal.events():
+            if event["event"] == j.STEP_FAILED and event.get("outcome", "failed") == "failed":
+                failed = event
+            elif event["event"] == j.RUN_FINISHED:
+                failed = None
+        return failed
+
+    def _finish_rollback(self, ctx: StepContext, failed: dict[str, Any]) -> None:
+        """Resumed after a crash during a rollback: finish the rollback, never run the failed
+        step again (a traffic stage whose gate failed would otherwise raise the weight)."""
+        name, reason = str(failed["step"]), str(failed.get("error", ""))
+        step = next((s for s in self.steps if s.name == name), None)
+        ctx.journal.append(j.NOTE, step=name, text=f"resuming the rollback after {name} failed")
+        with self.guard.masking():
+            undone = self._rollback(ctx, step, reason)
+        outcome = getattr(errors, str(failed.get("rolls_back_as")), StepFailed)
+        if not (isinstance(outcome, type) and issubclass(outcome, StepFailed)):
+            outcome = StepFailed
+        raise outcome(name, reason, undone, hint=self._hint(ctx))
+
     def _interrupted(self, ctx: StepContext, step: Step | None, exc: BaseException) -> None:
         with self.guard.masking():
             undone = []
@@ -304,12 +352,18 @@ class Runner:
     def _fail(self, ctx: StepContext, step: Step, exc: Exception) -> None:
         reason = exc.message if isinstance(exc, GoLiveError) else f"{type(exc).__name__}: {exc}"
         self.observer.step_failed(step.name, reason)
-        ctx.journal.append(j.STEP_FAILED, step=step.name, outcome="failed", error=reason)
+        outcome = run_outcome(exc)  # its exit code tells the cause: docs/golive.md#exit-codes
+        ctx.journal.append(
+            j.STEP_FAILED,
+            step=step.name,
+            outcome="failed",
+            error=reason,
+            rolls_back_as=outcome.__name__,
+        )
         with self.guard.masking():
             undone = self._rollback(ctx, step, reason)
         if isinstance(exc, TargetUnreachableError) and not undone:
             raise exc  # its own exit code and message: nothing was changed
-        outcome = run_outcome(exc)  # its exit code tells the cause: docs/golive.md#exit-codes
         raise outcome(step.name, reason, undone, hint=self._hint(ctx)) from exc
 
     def _rollback(self, ctx: StepContext, failing: Step | None, reason: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The whole rehearsal, as `make run` runs it: real PostgreSQL, real slots, real HAProxy, a
 background load of 150 requests/s through the router for the whole run — and not one
-failed request, through the switch to green, the rehearsed switch back and forward again."""
+failed request, through the switch to green, the rehearsed switch back and forward again; the
+on-call channel and the status page told at the start, the migration and the end."""
 
 from __future__ import annotations
 
@@ -75,6 +76,23 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
     assert "**Succeeded**" in report and "**0 failed requests**" in report
     assert "Latency per 10 s window" in report
     assert f"{load['requests']} requests at" in report
+
+    # The rehearsal's webhook got the on-call messages (Apprise json://) and the status page's.
+    got = [
+        json.loads(line)
+        for line in (tmp_path / "state" / "local" / "notifications.jsonl").read_text().splitlines()
+    ]
+    oncall = [g["body"]["title"] for g in got if g["path"] == "/oncall"]
+    assert [t.split(":")[0].split(" (")[0] for t in oncall] == [
+        "Go-live 2.0.0 started",
+        "Maintenance in progress",
+        "Go-live 2.0.0 finished",
+    ], oncall
+    assert [g["body"]["status"] for g in got if g["path"] == "/status"] == [
+        "maintenance",
+        "operational",
+    ]
+    assert "| oncall | apprise | 3 | 0 | 0 | 0 | 0 |" in report
 
     target = json.loads((tmp_path / "state" / "local" / "target.json").read_text())
     assert target["slots"] == {} and "router" not in target  # everything it started is stopped

@@ -32,7 +32,7 @@ from golive.load import (
 )
 from golive.plan import Plan, load
 from golive.providers import check_runnable
-from golive.rehearsal import environment
+from golive.rehearsal import environment, webhook
 from golive.report.progress import make_observer
 from golive.runner import Runner
 from golive.service import service_cli, service_token
@@ -257,10 +257,13 @@ def rehearse(plan: Plan, *, observer: Any, keep: bool = False) -> RehearsalOutco
         if hasattr(observer, "load"):
             observer.load = background.live
         runner = Runner(plan, target, observer=observer, load=background.live)
-        try:
-            runner.run(report=False)
-        except GoLiveError as exc:
-            error = exc
+        with webhook.receiving(plan.state_dir.resolve()) as inbox:
+            try:
+                runner.run(report=False)
+            except GoLiveError as exc:
+                error = exc
+        got = webhook.received(plan.state_dir.resolve())
+        observer.message(f"notifications: {len(got)} received by the rehearsal's webhook ({inbox})")
     finally:
         if background is not None:
             result = background.stop()

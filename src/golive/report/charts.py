@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,12 +37,17 @@ def _pyplot() -> Any:
     return plt
 
 
+# pyplot and rc_context are process-wide: the live page draws in the exporter's threads while
+# the runner may write the report, so one figure at a time.
+_DRAWING = threading.RLock()
+
+
 @contextmanager
 def _figure(width: float = 9.0, height: float = 3.2) -> Iterator[tuple[Any, Any]]:
     plt = _pyplot()
     import matplotlib
 
-    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
+    with _DRAWING, matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
         fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
         try:
             yield fig, ax

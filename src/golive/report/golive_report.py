@@ -18,7 +18,7 @@ from typing import Any
 from golive import journal as j
 from golive.journal import Journal, RunState
 from golive.plan import Plan
-from golive.report import issues, model, verification_sections
+from golive.report import issues, model, notifications, verification_sections
 from golive.report.closing import (
     hold_slo_lines,
     issue_lines,
@@ -317,6 +317,7 @@ def build_model(
         model.section("monitoring", verification_sections.monitoring(state)),
         model.section("validation", verification_sections.validation(state)),
         model.section("rollback", _rollback(state, events)),
+        model.section("notifications", notifications.lines(events, plan)),
         model.section("lessons", lesson_lines(issues.lessons(state, expected, gate_series))),
         model.section("signoff", signoff_lines(plan)),
     ]

@@ -125,17 +125,21 @@ class StepContext:
         """Honour pause and rollback requests; True when the run was paused meanwhile."""
         request = self.control.read()
         if request["rollback"]:
-            raise RollbackRequested("rollback requested by an operator (golive rollback)")
+            raise RollbackRequested(
+                f"rollback requested by an operator (golive rollback by {request['by']})"
+            )
         if not request["pause"]:
             return False
-        self.journal.append(j.PAUSED, by="operator")
+        self.journal.append(j.PAUSED, by=request["by"])
         self.observer.message("paused by an operator: `golive resume` continues")
         while request["pause"] and not request["rollback"]:
             self.clock.sleep(0.5)
             request = self.control.read()
-        self.journal.append(j.RESUMED)
+        self.journal.append(j.RESUMED, by=request["by"])
         if request["rollback"]:
-            raise RollbackRequested("rollback requested by an operator (golive rollback)")
+            raise RollbackRequested(
+                f"rollback requested by an operator (golive rollback by {request['by']})"
+            )
         self.observer.message("resumed")
         return True
 

@@ -130,7 +130,7 @@ def dwell(ctx: StepContext, step: str, seconds: float, gates: Gates) -> dict[str
             raise GateBreached(f"gate failed during {step}: " + "; ".join(verdict.reasons))
         if remaining - waited <= 0 and verdict.verdict is Verdict.INCONCLUSIVE:
             ctx.journal.append(j.NOTE, step=step, text="inconclusive: paused for a human")
-            ctx.control.write(pause=True)
+            ctx.control.write(pause=True, by="golive (inconclusive gates)")
             ctx.checkpoint()
     return {
         "dwell_s": round(seconds, 1),

@@ -324,7 +324,7 @@ class _Watch:
             step=self.step.name,
             text="inconclusive limit reached: paused for a person; " + "; ".join(verdict.reasons),
         )
-        self.ctx.control.write(pause=True)
+        self.ctx.control.write(pause=True, by="golive (inconclusive gates)")
         self.ctx.checkpoint()
 
     def _fail(self, verdict: StageVerdict, why: str) -> None:

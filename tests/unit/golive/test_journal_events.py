@@ -110,10 +110,15 @@ def test_lock_survives_a_crash_of_its_holder(tmp_path):
 
 def test_control_file_round_trip(tmp_path):
     control = Control(tmp_path)
-    nothing = {"pause": False, "rollback": False, "approval": None}
+    nothing = {"by": "an operator", "pause": False, "rollback": False, "approval": None}
     assert control.read() == nothing
-    assert control.write(pause=True)["pause"] is True
-    assert control.write(rollback=True) == {"pause": True, "rollback": True, "approval": None}
+    assert control.write(pause=True, by="alice")["pause"] is True
+    assert control.write(rollback=True) == {
+        "by": "alice",  # who asked last: journaled with the pause, resume or rollback it takes
+        "pause": True,
+        "rollback": True,
+        "approval": None,
+    }
     approval = {"run_id": "r", "step": "traffic-10", "by": "Chanda Mwale", "note": "", "at": "t"}
     assert control.write(approval=approval)["approval"] == approval
     assert control.write(pause=False)["approval"] == approval  # one request keeps the others

@@ -32,6 +32,7 @@ SECTIONS = [
     "monitoring",
     "validation",
     "rollback",
+    "notifications",
     "lessons",
     "signoff",
 ]

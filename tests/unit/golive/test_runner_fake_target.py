@@ -299,3 +299,23 @@ def test_a_token_source_that_cannot_answer_stops_the_preflight_with_nothing_chan
     text = journal.path.read_text(encoding="utf-8")
     assert '"name": "bearer token", "passed": true' in text
     assert "a-token-that-must-not-be-shown" not in text
+
+
+def test_a_run_killed_while_rolling_back_finishes_the_rollback_on_resume(tmp_path):
+    plan, log = make_plan(tmp_path), Log()
+    journal = j.open_run(plan.state_dir.resolve(), "killed-rolling-back")
+    journal.append(j.RUN_STARTED, run_id="killed-rolling-back", plan=str(plan.source))
+    for name in ("a", "b"):
+        journal.append(j.STEP_STARTED, step=name)
+        journal.append(j.STEP_FINISHED, step=name, figures={})
+    journal.append(j.STEP_STARTED, step="c")
+    journal.append(
+        j.STEP_FAILED, step="c", outcome="failed", error="gate", rolls_back_as="GateRolledBack"
+    )
+    journal.append(j.UNDO_STARTED, step="c")  # then kill -9
+
+    with pytest.raises(StepFailed) as caught:
+        Runner(plan, FakeTarget(), steps=steps(log)).run(resume=True)
+    assert caught.value.exit_code == 13 and caught.value.step == "c"
+    assert log.events == ["undo:c", "undo:b", "undo:a"]  # c is never run again
+    assert journal.state().outcome == "rolled_back"
