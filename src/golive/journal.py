@@ -49,6 +49,10 @@ NOTE = "note"
 # A stage with approval: manual passed its gates and waits for a person (`golive approve`).
 APPROVAL_REQUESTED = "approval_requested"
 APPROVED = "approved"
+# A database step ran outside the plan's maintenance window: `--outside-window --reason TEXT`.
+OUTSIDE_WINDOW = "outside_window"
+# A database step refused to start: the window was closed and no override was given.
+WINDOW_REFUSED = "window_refused"
 
 
 def now_iso() -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -273,15 +274,63 @@ class Contact(_Strict):
     reach: Annotated[str, Field(min_length=1)]
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _hh_mm(text: str, field: str) -> str:
+    hours, _, minutes = text.partition(":")
+    if not (
+        len(hours) == 2
+        and len(minutes) == 2
+        and hours.isdigit()
+        and minutes.isdigit()
+        and int(hours) < 24
+        and int(minutes) < 60
+    ):
+        raise ValueError(f"{field} must be a 24-hour time HH:MM such as 22:00, not {text!r}")
+    return text
+
+
+class WeeklyWindow(_Strict):
+    """A window that recurs: the days it opens on, and local opening and closing times
+    (``closes`` at or before ``opens``: it closes the next day)."""
+
+    days: Annotated[list[Weekday], Field(min_length=1)]
+    opens: str
+    closes: str
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _clock(cls, text: str, info: ValidationInfo) -> str:
+        return _hh_mm(text, str(info.field_name))
+
+
 class MaintenanceWindow(_Strict):
-    start: datetime
-    end: datetime
+    """When the database steps may run (golive.schedule): one scheduled window
+    (``start``/``end``), a weekly one, or ``always`` (no window: a rehearsal)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    weekly: WeeklyWindow | None = None
+    always: bool = False
     timezone: str = "Africa/Lusaka"
 
     @model_validator(mode="after")
     def _ordered(self) -> MaintenanceWindow:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
+        forms = [self.start is not None or self.end is not None, self.weekly is not None]
+        forms.append(self.always)
+        if sum(forms) != 1:
+            raise ValueError(
+                "give exactly one of start and end, weekly: {days, opens, closes}, or always: true"
+            )
+        if forms[0]:
+            if self.start is None or self.end is None:
+                raise ValueError("a scheduled window needs both start and end")
+            zone = ZoneInfo(known_zone(self.timezone))
+            start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
+            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=zone)
+            if end <= start:
+                raise ValueError("end must be after start")
         return self
 
 

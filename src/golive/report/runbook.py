@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from golive import schedule
 from golive.credentials import shell_export
 from golive.plan import Plan
 from golive.steps import build_steps
@@ -148,8 +149,8 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
         f"Release **{plan.release.version}** (`{plan.release.image}`) replacing "
         f"{plan.slots.blue.version}; target **{plan.target.kind}**"
         + (f" (namespace `{plan.target.namespace}`)" if plan.target.kind == "kubernetes" else "")
-        + f". Maintenance window {window.start.isoformat()} – {window.end.isoformat()} "
-        f"({window.timezone}). Expected duration of the whole go-live: **{_duration(total)}**.",
+        + f". Maintenance window {schedule.describe(window)}. "
+        f"Expected duration of the whole go-live: **{_duration(total)}**.",
         "",
         "golive runs every step below, journals it and undoes it on failure: "
         f"`golive run {plan.source}`. The commands under each step are for a human when the tool "
@@ -162,7 +163,7 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
         f"p99 ≤ {perf.slo.p99_ms:g} ms and errors ≤ {perf.slo.max_error_ratio:.2%} "
         f"at {perf.rate_per_s:g} req/s"
     )
-    window_text = f"{window.start.isoformat()} – {window.end.isoformat()} ({window.timezone})"
+    window_text = schedule.describe(window)
     lines += [f"- [ ] {item.format(perf=perf_text, window=window_text)}" for item in CHECKLIST]
     lines += ["", "## Deployment steps", ""]
     lines += ["| # | step | expected |", "|---|---|---|"]
