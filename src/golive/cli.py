@@ -340,6 +340,12 @@ def _add_validate(commands: Subcommands) -> None:
     add_validate_command(commands)
 
 
+def _add_audit(commands: Subcommands) -> None:
+    from golive.security.command import add_audit_command
+
+    add_audit_command(commands)
+
+
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_secrets,
     _add_plan,
@@ -352,6 +358,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_db,
     _add_validate,
     _add_reports,
+    _add_audit,
 )
 
 

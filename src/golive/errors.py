@@ -59,6 +59,8 @@ operators.
           │                             is already approved
     21    ├── OutsideMaintenanceWindow  `golive run`: a database step refused to start outside
           │                             the plan's maintenance window; nothing was changed
+    22    ├── AuditFailed               `golive audit`: a scanner could not run, or a finding
+          │                             blocks (critical, high or unknown, not ignored)
     130   ├── Interrupted               SIGINT/SIGTERM; a run undid its step and is resumable
           │
           │   raised inside a step only; the runner reports the outcome named:
@@ -458,6 +460,17 @@ class OutsideMaintenanceWindow(GoLiveError):
     default_hint = (
         "nothing was changed; run inside the window, or give `golive run PLAN --outside-window "
         "--reason TEXT` to run anyway (the reason is journaled and shown in the report)"
+    )
+
+
+class AuditFailed(GoLiveError):
+    """``golive audit``: a scanner could not run, or a finding blocks the release."""
+
+    exit_code = 22
+    default_hint = (
+        "the files written so far are in the audit folder; fix the finding (upgrade the "
+        "dependency, change the code) or list it, reviewed, in deploy/security/audit-ignore.yaml "
+        "with a reason and an expiry date"
     )
 
 

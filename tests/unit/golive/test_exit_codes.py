@@ -488,6 +488,17 @@ def a_database_step_outside_the_window(scene: Scene) -> Outcome:
     return scene.run([Stand("preflight"), VerifyBackup()])
 
 
+@produces(22, "1 blocking finding(s)")
+def a_security_scan_with_a_high_finding(scene: Scene) -> Outcome:
+    fixtures = REPO / "tests/fixtures/audit"
+    return scene.golive(
+        "audit",
+        *("--out", str(scene.tmp_path / "audit"), "--version", "2.0.0"),
+        *("--pip-audit-json", str(fixtures / "pip-audit-clean.json")),
+        *("--bandit-json", str(fixtures / "bandit-high.json")),
+    )
+
+
 @produces(130, "interrupted during hold")
 def a_signal_during_a_run(scene: Scene) -> Outcome:
     def interrupt(ctx: StepContext) -> None:
