@@ -53,6 +53,8 @@ APPROVED = "approved"
 OUTSIDE_WINDOW = "outside_window"
 # A database step refused to start: the window was closed and no override was given.
 WINDOW_REFUSED = "window_refused"
+# The preflight checked the plan's pre-deployment checklist: each item with its evidence.
+CHECKLIST_CHECKED = "checklist_checked"
 
 
 def now_iso() -> str:

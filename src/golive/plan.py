@@ -334,6 +334,45 @@ class MaintenanceWindow(_Strict):
         return self
 
 
+class ChecklistItem(_Strict):
+    # Every item of a plan's checklist is required (a failure stops the preflight) unless
+    # the plan says `required: false` (then it is checked and reported, never blocking).
+    required: bool = True
+
+
+class SecurityScanItem(ChecklistItem):
+    # `make audit` writes <summaries>/<version>/summary.json (golive.security).
+    summaries: Path = Path(".data/audit")
+    max_age_days: Annotated[int, Field(ge=0, le=365)] = 7
+
+
+class StagingTestsItem(ChecklistItem):
+    # The staging suite's JUnit XML for this release; {version} is the release version.
+    junit: str = ".data/staging/{version}/junit.xml"
+
+
+class RollbackTestedItem(ChecklistItem):
+    # The state directory of the rehearsals (`golive history --state-dir`); none: the plan's.
+    state_dir: Path | None = None
+
+
+class OncallNotifiedItem(ChecklistItem):
+    # The notify target the on-call team reads; the run's start must be delivered to it.
+    target: Annotated[str, Field(min_length=1)] = "oncall"
+    # How long the preflight waits for the delivery (the notification is sent beside it).
+    within_s: Annotated[float, Field(ge=0, le=600)] = 60.0
+
+
+class Checklist(_Strict):
+    """The pre-deployment checklist, each item checked by the preflight with its evidence
+    (golive.checklist). The maintenance window is enforced by the database steps."""
+
+    security_scan: SecurityScanItem = SecurityScanItem()
+    staging_tests: StagingTestsItem = StagingTestsItem()
+    rollback_tested: RollbackTestedItem = RollbackTestedItem()
+    oncall_notified: OncallNotifiedItem = OncallNotifiedItem()
+
+
 class Review(_Strict):
     """The post-go-live review meeting the review pack invites to (``review.ics``)."""
 
@@ -515,6 +554,8 @@ class Plan(_Strict):
     rehearsal: Rehearsal = Rehearsal()
     validation: PlanValidation = PlanValidation()
     notify: Notify = Notify()
+    # None: no checklist is checked (the runbook lists the items as text).
+    checklist: Checklist | None = None
     _source: Path = PrivateAttr(default=Path("<plan>"))
     _bases: tuple[Path, ...] = PrivateAttr(default=())
 
@@ -566,6 +607,16 @@ class Plan(_Strict):
                 "a kubernetes plan needs monitoring.prometheus_url: the gates sum every pod's "
                 "figures through Prometheus and never scrape through a load-balanced URL"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _oncall_is_a_target(self) -> Plan:
+        if self.checklist is not None and self.checklist.oncall_notified.required:
+            wanted = self.checklist.oncall_notified.target
+            if wanted not in {t.name for t in self.notify.targets}:
+                raise ValueError(
+                    f"checklist.oncall_notified.target {wanted!r} is not one of notify.targets"
+                )
         return self
 
     @model_validator(mode="after")

@@ -3,7 +3,8 @@
 The maintenance window comes from the plan and the journal: the window itself, every database
 step that ran outside it with the operator's reason (``outside_window``, given as
 ``golive run --outside-window --reason TEXT``), or the step refused because it was closed.
-The checklist items the preflight checked (``golive.checklist``) are its ``checklist`` figures.
+The items the preflight checked (``golive.checklist``) are its ``checklist_checked`` event:
+journaled before the preflight passes or fails, so a refused run shows them too.
 """
 
 from __future__ import annotations
@@ -39,11 +40,19 @@ def _window(events: list[dict[str, Any]], plan: Plan) -> list[str]:
     return [f"| ✅ | Maintenance window | {described}; the database steps ran inside it |"]
 
 
+def checked_items(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items of the last ``checklist_checked`` (a resumed run may check them again)."""
+    checked = [e for e in events if e["event"] == j.CHECKLIST_CHECKED]
+    return list(checked[-1].get("items", [])) if checked else []
+
+
 def lines(events: list[dict[str, Any]], plan: Plan, items: list[dict[str, Any]]) -> list[str]:
     """The ``## Pre-deployment checklist`` section; ``items``: the preflight's checked items."""
     out = ["## Pre-deployment checklist", "", "| | item | evidence |", "|---|---|---|"]
     for item in items:
         mark = MARK.get(str(item.get("status")), "?")
-        out.append(f"| {mark} | {item.get('name', '')} | {item.get('evidence', '')} |")
+        required = "" if item.get("required", True) else " (not required)"
+        evidence = str(item.get("evidence", "")).replace("|", "\\|")
+        out.append(f"| {mark} | {item.get('name', '')}{required} | {evidence} |")
     out += _window(events, plan)
     return [*out, ""]

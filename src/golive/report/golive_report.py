@@ -307,7 +307,7 @@ def build_model(
         model.section("outcome", _header(state, plan, torn)),
         model.section(
             "checklist",
-            checklist.lines(events, plan, list(state.figures("preflight").get("checklist", []))),
+            checklist.lines(events, plan, checklist.checked_items(events)),
         ),
         model.section("timeline", _timeline(state, events)),
         model.section("switches", _switches(state)),
