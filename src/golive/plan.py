@@ -125,6 +125,9 @@ class Auth(_Strict):
     ) = None
     refresh_s: Annotated[float, Field(gt=0, le=86_400)] = 300
     command_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30
+    # The identity provider's JWKS, as the service fetches it (JWT_JWKS_URL): the preflight
+    # checks that it answers and publishes the kid golive's token is signed with.
+    jwks_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Auth:

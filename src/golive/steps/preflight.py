@@ -46,6 +46,33 @@ def _free_bytes(directory: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def signing_key_published(token: str, jwks_url: str, timeout_s: float = 10.0) -> Check:
+    """The JWKS answers and publishes the ``kid`` the identity provider signs with now (the
+    one of golive's own token): a rotation that removed it, or a JWKS the service cannot read,
+    would answer every request 401. Names the kid, never the token."""
+    import httpx
+    import jwt
+
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError:
+        return Check("signing keys", False, "golive's token has no readable JWT header")
+    try:
+        answer = httpx.get(jwks_url, timeout=timeout_s)
+        answer.raise_for_status()
+        published = [str(k.get("kid")) for k in answer.json().get("keys", [])]
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return Check("signing keys", False, f"the JWKS does not answer: {type(exc).__name__}")
+    if kid not in published:
+        return Check(
+            "signing keys",
+            False,
+            f"the JWKS publishes {len(published)} key(s), not kid {kid!r} that the identity "
+            "provider signs with",
+        )
+    return Check("signing keys", True, f"the JWKS publishes kid {kid} ({len(published)} keys)")
+
+
 class Preflight:
     name = "preflight"
     title = "Preflight: target, database, secrets, disk for the backup"
@@ -61,6 +88,8 @@ class Preflight:
             checks.append(self._secrets(ctx))
             if ctx.plan.auth is not None:
                 checks.append(self._credentials(ctx))
+                if ctx.plan.auth.jwks_url and checks[-1].passed:
+                    checks.append(signing_key_published(ctx.token(), ctx.plan.auth.jwks_url))
             failed = [c for c in checks if not c.passed]
         for check in checks:
             ctx.observer.message(str(check))
