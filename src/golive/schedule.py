@@ -63,7 +63,7 @@ def is_open(window: MaintenanceWindow, instant: datetime) -> bool:
 def describe(window: MaintenanceWindow) -> str:
     """The window in words, for the runbook, the report and the refusal."""
     if window.always:
-        return "none: the database steps may run at any time"
+        return "none (the database steps may run at any time)"
     if window.weekly is not None:
         crosses = clock_time(window.weekly.closes) <= clock_time(window.weekly.opens)
         return (
