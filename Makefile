@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run serve test lint unit bench system-deps venv clean help
+.PHONY: run serve test lint unit bench audit system-deps venv clean help
 
 help:
 	@echo "make run          the full local go-live rehearsal (golive rehearse deploy/golive/rehearsal.yaml)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint         ruff, ruff format --check, mypy, import-linter"
 	@echo "make unit         the unit tests alone (PYTEST_ARGS=... passes options to pytest)"
 	@echo "make bench        every benchmark in bench/ in turn; figures go to bench/RESULTS.md"
+	@echo "make audit        security scan: pip-audit, bandit, CycloneDX SBOM, summary in .data/audit/<version>/"
 	@echo "make venv         the virtualenv in $(VENV) with the pinned packages"
 	@echo "make system-deps  the Debian packages the suite and the rehearsal use (as root)"
 	@echo "make clean        remove the virtualenv, .data and the tools' caches"
@@ -69,6 +70,12 @@ test: venv system-deps lint
 
 bench: venv system-deps
 	$(BIN)/python -m bench.run_all
+
+# The release's security scan: pip-audit on the pinned runtime dependencies, bandit on src/,
+# a CycloneDX SBOM, and summary.json (counts by severity, each finding, the version scanned),
+# with the reviewed ignores of deploy/security/audit-ignore.yaml. Fails on a blocking finding.
+audit: venv
+	$(BIN)/golive audit --out .data/audit
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_public_key: SecretStr | None = None
     jwt_jwks_url: str | None = None
+    # An unknown kid fetches the JWKS again at most once per this many seconds; a key set
+    # older than max_age is fetched again (a key the provider removed stops being trusted).
+    jwt_jwks_min_refetch_s: float = Field(default=30.0, ge=0, le=3600)
+    jwt_jwks_max_age_s: float = Field(default=300.0, gt=0, le=86400)
+    # Per token subject on the assessment endpoints: at most this many requests per window
+    # (0: no limit); shared through Redis when REDIS_URL is set.
+    rate_limit_requests: int = Field(default=0, ge=0)
+    rate_limit_window_s: float = Field(default=1.0, gt=0, le=86400)
     jwt_audience: str = "credit-assessment"
     jwt_issuer: str = "credit-assessment"
     jwt_leeway_s: int = Field(default=30, ge=0, le=300)

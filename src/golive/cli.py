@@ -97,7 +97,20 @@ def _run(args: argparse.Namespace) -> None:
             raise UsageError("--dry-run and --resume do not go together: a dry run changes nothing")
         print(control.dry_run(args.plan))
         return
-    control.run_plan(args.plan, resume=args.resume, plain=args.plain)
+    reason = (args.reason or "").strip()
+    if args.outside_window and not reason:
+        raise UsageError(
+            "--outside-window needs --reason TEXT: why the database steps run outside the "
+            "maintenance window (journaled and shown in the report)"
+        )
+    if reason and not args.outside_window:
+        raise UsageError("--reason goes with --outside-window")
+    control.run_plan(
+        args.plan,
+        resume=args.resume,
+        plain=args.plain,
+        outside_window_reason=reason if args.outside_window else None,
+    )
 
 
 def _rehearse(args: argparse.Namespace) -> None:
@@ -203,6 +216,14 @@ def _add_run(commands: Subcommands) -> None:
     _plan_argument(run)
     run.add_argument("--resume", action="store_true", help="continue the unfinished go-live")
     run.add_argument("--plain", action="store_true", help="plain progress lines, no live panel")
+    run.add_argument(
+        "--outside-window",
+        action="store_true",
+        help="let the database steps run outside the plan's maintenance window (needs --reason)",
+    )
+    run.add_argument(
+        "--reason", metavar="TEXT", help="why the go-live runs outside the window (journaled)"
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -319,6 +340,12 @@ def _add_validate(commands: Subcommands) -> None:
     add_validate_command(commands)
 
 
+def _add_audit(commands: Subcommands) -> None:
+    from golive.security.command import add_audit_command
+
+    add_audit_command(commands)
+
+
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_secrets,
     _add_plan,
@@ -331,6 +358,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_db,
     _add_validate,
     _add_reports,
+    _add_audit,
 )
 
 

@@ -36,13 +36,20 @@ def _load_plan(path: Path) -> Plan:
     return plan
 
 
-def run_plan(path: Path, *, resume: bool, plain: bool) -> None:
+def run_plan(
+    path: Path, *, resume: bool, plain: bool, outside_window_reason: str | None = None
+) -> None:
     from golive import targets
     from golive.report.progress import make_observer
 
     plan = _load_plan(path)
     observer = make_observer(plain=plain)
-    runner = Runner(plan, targets.create(plan), observer=observer)
+    runner = Runner(
+        plan,
+        targets.create(plan),
+        observer=observer,
+        outside_window_reason=outside_window_reason,
+    )
     try:
         runner.run(resume=resume)
     finally:

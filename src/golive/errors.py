@@ -57,6 +57,10 @@ operators.
           │                             recorded
     20    ├── ApprovalRefused           `golive approve`: no stage is waiting for approval, or it
           │                             is already approved
+    21    ├── OutsideMaintenanceWindow  `golive run`: a database step refused to start outside
+          │                             the plan's maintenance window; nothing was changed
+    22    ├── AuditFailed               `golive audit`: a scanner could not run, or a finding
+          │                             blocks (critical, high or unknown, not ignored)
     130   ├── Interrupted               SIGINT/SIGTERM; a run undid its step and is resumable
           │
           │   raised inside a step only; the runner reports the outcome named:
@@ -74,9 +78,11 @@ operators.
 Inside a run, a step that fails is undone with every completed step, and the runner raises the
 ``StepFailed`` its cause selects (``run_outcome``): ``RollbackRequested``, ``GateBreached`` and
 ``ValidationGateFailed`` their outcome above, a ``DatabaseError`` ``DatabaseStepFailed``, anything
-else (a ``TargetError``, a ``SmokeFailed``, a bug in a step) ``StepFailed`` itself. Three outcomes
+else (a ``TargetError``, a ``SmokeFailed``, a bug in a step) ``StepFailed`` itself. Four outcomes
 take precedence over the cause: an undo that fails is ``RollbackFailed``, a signal is
-``Interrupted``, and a preflight that changed nothing is its own ``TargetUnreachableError``.
+``Interrupted``, a preflight that changed nothing is its own ``TargetUnreachableError``, and a
+database step refused outside the maintenance window, with nothing to undo, is its own
+``OutsideMaintenanceWindow``.
 ``StepFailed`` names the step and lists what was undone, in order.
 """
 
@@ -443,6 +449,28 @@ class ApprovalRefused(GoLiveError):
     default_hint = (
         "nothing was recorded; `golive status` shows where the go-live stands (a stage with "
         "approval: manual asks once its gates pass at the end of its dwell)"
+    )
+
+
+class OutsideMaintenanceWindow(GoLiveError):
+    """A database step of ``golive run`` refused to start: the plan's maintenance window is
+    closed, and no ``--outside-window --reason TEXT`` was given."""
+
+    exit_code = 21
+    default_hint = (
+        "nothing was changed; run inside the window, or give `golive run PLAN --outside-window "
+        "--reason TEXT` to run anyway (the reason is journaled and shown in the report)"
+    )
+
+
+class AuditFailed(GoLiveError):
+    """``golive audit``: a scanner could not run, or a finding blocks the release."""
+
+    exit_code = 22
+    default_hint = (
+        "the files written so far are in the audit folder; fix the finding (upgrade the "
+        "dependency, change the code) or list it, reviewed, in deploy/security/audit-ignore.yaml "
+        "with a reason and an expiry date"
     )
 
 

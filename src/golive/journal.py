@@ -49,6 +49,12 @@ NOTE = "note"
 # A stage with approval: manual passed its gates and waits for a person (`golive approve`).
 APPROVAL_REQUESTED = "approval_requested"
 APPROVED = "approved"
+# A database step ran outside the plan's maintenance window: `--outside-window --reason TEXT`.
+OUTSIDE_WINDOW = "outside_window"
+# A database step refused to start: the window was closed and no override was given.
+WINDOW_REFUSED = "window_refused"
+# The preflight checked the plan's pre-deployment checklist: each item with its evidence.
+CHECKLIST_CHECKED = "checklist_checked"
 
 
 def now_iso() -> str:

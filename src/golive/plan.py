@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -124,6 +125,9 @@ class Auth(_Strict):
     ) = None
     refresh_s: Annotated[float, Field(gt=0, le=86_400)] = 300
     command_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30
+    # The identity provider's JWKS, as the service fetches it (JWT_JWKS_URL): the preflight
+    # checks that it answers and publishes the kid golive's token is signed with.
+    jwks_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Auth:
@@ -273,16 +277,103 @@ class Contact(_Strict):
     reach: Annotated[str, Field(min_length=1)]
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _hh_mm(text: str, field: str) -> str:
+    hours, _, minutes = text.partition(":")
+    if not (
+        len(hours) == 2
+        and len(minutes) == 2
+        and hours.isdigit()
+        and minutes.isdigit()
+        and int(hours) < 24
+        and int(minutes) < 60
+    ):
+        raise ValueError(f"{field} must be a 24-hour time HH:MM such as 22:00, not {text!r}")
+    return text
+
+
+class WeeklyWindow(_Strict):
+    """A window that recurs: the days it opens on, and local opening and closing times
+    (``closes`` at or before ``opens``: it closes the next day)."""
+
+    days: Annotated[list[Weekday], Field(min_length=1)]
+    opens: str
+    closes: str
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _clock(cls, text: str, info: ValidationInfo) -> str:
+        return _hh_mm(text, str(info.field_name))
+
+
 class MaintenanceWindow(_Strict):
-    start: datetime
-    end: datetime
+    """When the database steps may run (golive.schedule): one scheduled window
+    (``start``/``end``), a weekly one, or ``always`` (no window: a rehearsal)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    weekly: WeeklyWindow | None = None
+    always: bool = False
     timezone: str = "Africa/Lusaka"
 
     @model_validator(mode="after")
     def _ordered(self) -> MaintenanceWindow:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
+        forms = [self.start is not None or self.end is not None, self.weekly is not None]
+        forms.append(self.always)
+        if sum(forms) != 1:
+            raise ValueError(
+                "give exactly one of start and end, weekly: {days, opens, closes}, or always: true"
+            )
+        if forms[0]:
+            if self.start is None or self.end is None:
+                raise ValueError("a scheduled window needs both start and end")
+            zone = ZoneInfo(known_zone(self.timezone))
+            start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
+            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=zone)
+            if end <= start:
+                raise ValueError("end must be after start")
         return self
+
+
+class ChecklistItem(_Strict):
+    # Every item of a plan's checklist is required (a failure stops the preflight) unless
+    # the plan says `required: false` (then it is checked and reported, never blocking).
+    required: bool = True
+
+
+class SecurityScanItem(ChecklistItem):
+    # `make audit` writes <summaries>/<version>/summary.json (golive.security).
+    summaries: Path = Path(".data/audit")
+    max_age_days: Annotated[int, Field(ge=0, le=365)] = 7
+
+
+class StagingTestsItem(ChecklistItem):
+    # The staging suite's JUnit XML for this release; {version} is the release version.
+    junit: str = ".data/staging/{version}/junit.xml"
+
+
+class RollbackTestedItem(ChecklistItem):
+    # The state directory of the rehearsals (`golive history --state-dir`); none: the plan's.
+    state_dir: Path | None = None
+
+
+class OncallNotifiedItem(ChecklistItem):
+    # The notify target the on-call team reads; the run's start must be delivered to it.
+    target: Annotated[str, Field(min_length=1)] = "oncall"
+    # How long the preflight waits for the delivery (the notification is sent beside it).
+    within_s: Annotated[float, Field(ge=0, le=600)] = 60.0
+
+
+class Checklist(_Strict):
+    """The pre-deployment checklist, each item checked by the preflight with its evidence
+    (golive.checklist). The maintenance window is enforced by the database steps."""
+
+    security_scan: SecurityScanItem = SecurityScanItem()
+    staging_tests: StagingTestsItem = StagingTestsItem()
+    rollback_tested: RollbackTestedItem = RollbackTestedItem()
+    oncall_notified: OncallNotifiedItem = OncallNotifiedItem()
 
 
 class Review(_Strict):
@@ -466,6 +557,8 @@ class Plan(_Strict):
     rehearsal: Rehearsal = Rehearsal()
     validation: PlanValidation = PlanValidation()
     notify: Notify = Notify()
+    # None: no checklist is checked (the runbook lists the items as text).
+    checklist: Checklist | None = None
     _source: Path = PrivateAttr(default=Path("<plan>"))
     _bases: tuple[Path, ...] = PrivateAttr(default=())
 
@@ -517,6 +610,16 @@ class Plan(_Strict):
                 "a kubernetes plan needs monitoring.prometheus_url: the gates sum every pod's "
                 "figures through Prometheus and never scrape through a load-balanced URL"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _oncall_is_a_target(self) -> Plan:
+        if self.checklist is not None and self.checklist.oncall_notified.required:
+            wanted = self.checklist.oncall_notified.target
+            if wanted not in {t.name for t in self.notify.targets}:
+                raise ValueError(
+                    f"checklist.oncall_notified.target {wanted!r} is not one of notify.targets"
+                )
         return self
 
     @model_validator(mode="after")

@@ -45,6 +45,7 @@ from golive.errors import (
     GoLiveBusyError,
     GoLiveError,
     Interrupted,
+    OutsideMaintenanceWindow,
     RollbackFailed,
     StepFailed,
     TargetUnreachableError,
@@ -124,6 +125,7 @@ class Runner:
         clock: Clock | None = None,
         load: LiveCounts | None = None,
         token_source: TokenSource | None = None,
+        outside_window_reason: str | None = None,
     ) -> None:
         self.plan = plan
         self.target = target
@@ -133,6 +135,8 @@ class Runner:
         self.load = load
         # Built once: every step's requests share it (and its reuse and refresh).
         self.token_source = token_source or credentials.from_plan(plan, target)
+        # `--outside-window --reason TEXT`: the database steps may run outside the window.
+        self.outside_window_reason = outside_window_reason
         self.state_dir = plan.state_dir.resolve()
         self.control = Control(self.state_dir)
         self.guard = _SignalGuard()
@@ -233,6 +237,7 @@ class Runner:
             clock=self.clock,
             load=self.load,
             token_source=self.token_source,
+            outside_window_reason=self.outside_window_reason,
         )
 
     def _open(self, resume: bool) -> Journal:
@@ -272,6 +277,11 @@ class Runner:
             target=self.plan.target.kind,
             steps=[s.name for s in self.steps],
             pid=os.getpid(),
+            **(
+                {"outside_window_reason": self.outside_window_reason, "by": _login()}
+                if self.outside_window_reason is not None
+                else {}
+            ),
         )
         return journal
 
@@ -362,7 +372,7 @@ class Runner:
         )
         with self.guard.masking():
             undone = self._rollback(ctx, step, reason)
-        if isinstance(exc, TargetUnreachableError) and not undone:
+        if isinstance(exc, (TargetUnreachableError, OutsideMaintenanceWindow)) and not undone:
             raise exc  # its own exit code and message: nothing was changed
         raise outcome(step.name, reason, undone, hint=self._hint(ctx)) from exc
 

@@ -34,6 +34,7 @@ from credit_assessment.api.problems import (
     unavailable,
     validation_problem,
 )
+from credit_assessment.api.ratelimit import rate_limiter
 from credit_assessment.api.routes import build_fault_router, build_router, readiness
 from credit_assessment.api.runtime import Lifecycle, Runtime
 from credit_assessment.api.schemas import request_model
@@ -273,6 +274,11 @@ def create_app(
         raise SettingsError("DATABASE_URL is not set (`credit-assessment serve` starts one)")
     metrics = Metrics(settings.version)
     verifier = TokenVerifier(settings)
+    limiter = rate_limiter(
+        settings.rate_limit_requests,
+        settings.rate_limit_window_s,
+        settings.redis_url.get_secret_value() if settings.redis_url else None,
+    )
     model = request_model(settings)
     lifecycle = lifecycle or Lifecycle()
     database_url = settings.database_url.get_secret_value() if settings.database_url else ""
@@ -293,6 +299,8 @@ def create_app(
             lifecycle.draining = True
             metrics.ready.set(0)
             await _close_runtime(runtime, close_database=given_database is None)
+            if limiter is not None:
+                await limiter.aclose()
             log.info("service_stopped")
 
     api = FastAPI(
@@ -322,7 +330,13 @@ def create_app(
 
     constant = ((b"x-slot", settings.slot.encode()),)
     endpoint = hot.AssessmentEndpoint(
-        assessor, verifier, model, settings.max_body_bytes, constant_headers=constant
+        assessor,
+        verifier,
+        model,
+        settings.max_body_bytes,
+        constant_headers=constant,
+        limiter=limiter,
+        on_limited=metrics.rate_limited.inc,
     )
     return ServiceApp(api, endpoint, metrics, lifecycle, settings.log_requests, constant)
 

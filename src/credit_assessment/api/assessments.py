@@ -7,7 +7,7 @@ raw bytes, serialisation by orjson. Its OpenAPI description is added in ``openap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from credit_assessment.api.asgi import (
 )
 from credit_assessment.api.auth import TokenVerifier
 from credit_assessment.api.problems import Problem, field_errors, validation_problem
+from credit_assessment.api.ratelimit import RateLimiter, too_many
 from credit_assessment.api.schemas import assessment_json, evaluation_json
 from credit_assessment.assessor import AssessmentInput, Assessor, ClientNotFound
 from credit_assessment.store.assessments import KeyReused, Replayed
@@ -66,7 +67,11 @@ class AssessmentEndpoint:
         model: type[BaseModel],
         max_body_bytes: int,
         constant_headers: Sequence[tuple[bytes, bytes]] = (),
+        limiter: RateLimiter | None = None,
+        on_limited: Callable[[], None] = lambda: None,
     ) -> None:
+        self._limiter = limiter  # per token subject (None: no limit)
+        self._on_limited = on_limited
         self._assessor = assessor  # a callable returning the Assessor once the app has started
         self._verifier = verifier
         self._model = model
@@ -76,6 +81,12 @@ class AssessmentEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
         """Answer one request (the response carries ``request_id``); returns its status."""
         principal = self._verifier.verify(header(scope, b"authorization"))
+        if self._limiter is not None:
+            wait = await self._limiter.hit(principal.subject)
+            if wait is not None:
+                self._on_limited()
+                limiter: Any = self._limiter
+                raise too_many(wait, limiter.requests, limiter.window_s)
         if not _json_content_type(header(scope, b"content-type")):
             raise Problem(
                 415,

@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 
+from credit_assessment.api.keys import KeySet, KeysUnavailable, UnknownKey, http_fetcher
 from credit_assessment.api.problems import Problem, unauthorized
 from credit_assessment.settings import Settings
 
@@ -32,14 +33,18 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_s
-        self._jwks: jwt.PyJWKClient | None = None
+        self._jwks: KeySet | None = None
         self._key: str | None = None
         if settings.jwt_algorithm == "HS256":
             self._key = settings.signing_secret()
         elif settings.jwt_public_key is not None:
             self._key = settings.jwt_public_key.get_secret_value()
         else:
-            self._jwks = jwt.PyJWKClient(str(settings.jwt_jwks_url), cache_keys=True)
+            self._jwks = KeySet(
+                http_fetcher(str(settings.jwt_jwks_url)),
+                min_refetch_s=settings.jwt_jwks_min_refetch_s,
+                max_age_s=settings.jwt_jwks_max_age_s,
+            )
         self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
 
     def verify(self, authorization: str | None) -> Principal:
@@ -64,7 +69,7 @@ class TokenVerifier:
         try:
             key: Any = self._key
             if self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token).key
+                key = self._jwks.key(token)
             claims = jwt.decode(
                 token,
                 key,
@@ -84,11 +89,11 @@ class TokenVerifier:
             raise unauthorized(f"Token algorithm is not {self._algorithm}") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise unauthorized(f"Token lacks the '{exc.claim}' claim") from exc
-        except jwt.PyJWKClientConnectionError as exc:
+        except KeysUnavailable as exc:
             raise Problem(
                 503, "unavailable", "Service unavailable", "Signing keys unavailable"
             ) from exc
-        except jwt.PyJWKClientError as exc:  # the JWKS answered, without the token's key
+        except UnknownKey as exc:  # the JWKS answered, without the token's key
             raise unauthorized("Token signing key is not known") from exc
         except jwt.InvalidTokenError as exc:
             raise unauthorized("Token is invalid") from exc

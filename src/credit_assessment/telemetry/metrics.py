@@ -117,6 +117,11 @@ class Metrics:
             ["engine"],
             registry=reg,
         )
+        self.rate_limited = Counter(
+            "credit_assessment_rate_limited",
+            "Assessment requests refused with 429: their token subject was over its rate limit.",
+            registry=reg,
+        )
         self.legacy_requests = Counter(
             "credit_assessment_legacy_requests",
             "Calls to the legacy system by outcome.",

@@ -18,7 +18,7 @@ from typing import Any
 from golive import journal as j
 from golive.journal import Journal, RunState
 from golive.plan import Plan
-from golive.report import issues, model, notifications, verification_sections
+from golive.report import checklist, issues, model, notifications, verification_sections
 from golive.report.closing import (
     hold_slo_lines,
     issue_lines,
@@ -305,6 +305,10 @@ def build_model(
     gate_series = [c.data for c in drawn.gates if c.data is not None]
     sections = [
         model.section("outcome", _header(state, plan, torn)),
+        model.section(
+            "checklist",
+            checklist.lines(events, plan, checklist.checked_items(events)),
+        ),
         model.section("timeline", _timeline(state, events)),
         model.section("switches", _switches(state)),
         model.section("issues", issue_lines(found)),

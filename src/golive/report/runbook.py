@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from golive import schedule
 from golive.credentials import shell_export
 from golive.plan import Plan
 from golive.steps import build_steps
@@ -86,14 +87,53 @@ FIRST_RESPONSE = {
 GENERIC_RESPONSE = "see the alert description and the dashboards; escalate to the on-call SRE."
 
 CHECKLIST = [
-    "All tests passing in staging",
-    "Performance tests meet SLA requirements (golive measures green before the switch: {perf})",
-    "Security scan completed with no critical issues",
-    "Database backup completed (golive's `backup` step: pg_dump -Fc, size and SHA-256 journaled)",
-    "Rollback plan tested (`make run` rehearses the go-live, including a switch back to blue)",
-    "On-call team notified (escalation contacts below)",
-    "Maintenance window scheduled: {window}",
+    ("All tests passing in staging", "staging_tests"),
+    (
+        "Performance tests meet SLA requirements (golive measures green before the switch: {perf})",
+        "",
+    ),
+    ("Security scan completed with no critical issues", "security_scan"),
+    (
+        "Database backup completed (golive's `backup` step: pg_dump -Fc, size and SHA-256 "
+        "journaled)",
+        "",
+    ),
+    (
+        "Rollback plan tested (`make run` rehearses the go-live, including a switch back to blue)",
+        "rollback_tested",
+    ),
+    ("On-call team notified (escalation contacts below)", "oncall_notified"),
+    ("Maintenance window scheduled: {window}", "window"),
 ]
+
+
+def _evidence(plan: Plan, key: str) -> str:
+    """What golive checks for a checklist item, and where it finds the evidence."""
+    if key == "window":
+        if plan.maintenance_window.always:
+            return ""
+        return (
+            " — enforced: the database steps refuse to start outside it unless "
+            "`--outside-window --reason TEXT` (journaled)"
+        )
+    items = plan.checklist
+    if items is None or not key:
+        return ""
+    version = plan.release.version
+    texts = {
+        "staging_tests": "the JUnit XML "
+        f"`{items.staging_tests.junit.replace('{version}', version)}` shows tests ran with 0 "
+        "failures and 0 errors",
+        "security_scan": f"`{items.security_scan.summaries}/{version}/summary.json` "
+        f"(`make audit`) at most {items.security_scan.max_age_days} days old, complete, no "
+        "critical, high or unknown finding that is not ignored",
+        "rollback_tested": f"a succeeded run of {version} with the rollback drill in "
+        f"`{items.rollback_tested.state_dir or plan.state_dir}` (`golive history`)",
+        "oncall_notified": "this run's start delivered to the notify target "
+        f"`{items.oncall_notified.target}` within {items.oncall_notified.within_s:g} s",
+    }
+    required = getattr(items, key).required
+    return f" — preflight checks{'' if required else ' (not required)'}: {texts[key]}"
 
 
 def slug(heading: str) -> str:
@@ -148,8 +188,8 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
         f"Release **{plan.release.version}** (`{plan.release.image}`) replacing "
         f"{plan.slots.blue.version}; target **{plan.target.kind}**"
         + (f" (namespace `{plan.target.namespace}`)" if plan.target.kind == "kubernetes" else "")
-        + f". Maintenance window {window.start.isoformat()} – {window.end.isoformat()} "
-        f"({window.timezone}). Expected duration of the whole go-live: **{_duration(total)}**.",
+        + f". Maintenance window {schedule.describe(window)}. "
+        f"Expected duration of the whole go-live: **{_duration(total)}**.",
         "",
         "golive runs every step below, journals it and undoes it on failure: "
         f"`golive run {plan.source}`. The commands under each step are for a human when the tool "
@@ -162,8 +202,11 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
         f"p99 ≤ {perf.slo.p99_ms:g} ms and errors ≤ {perf.slo.max_error_ratio:.2%} "
         f"at {perf.rate_per_s:g} req/s"
     )
-    window_text = f"{window.start.isoformat()} – {window.end.isoformat()} ({window.timezone})"
-    lines += [f"- [ ] {item.format(perf=perf_text, window=window_text)}" for item in CHECKLIST]
+    window_text = schedule.describe(window)
+    lines += [
+        f"- [ ] {item.format(perf=perf_text, window=window_text)}{_evidence(plan, key)}"
+        for item, key in CHECKLIST
+    ]
     lines += ["", "## Deployment steps", ""]
     lines += ["| # | step | expected |", "|---|---|---|"]
     lines += [

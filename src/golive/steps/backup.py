@@ -37,6 +37,7 @@ class Backup:
     title = "Back up the database (pg_dump -Fc; size, SHA-256 and per-table fingerprint)"
 
     def run(self, ctx: StepContext) -> StepResult:
+        ctx.require_window(self.name)
         url = ctx.target.database_url()
         directory = ctx.plan.database.backup_dir.resolve()
         result = backup(url, directory, PgTools())
@@ -66,6 +67,7 @@ class VerifyBackup:
     title = "Verify the backup: SHA-256, restore into a scratch database, compare every table"
 
     def run(self, ctx: StepContext) -> StepResult:
+        ctx.require_window(self.name)
         result = journaled_backup(ctx)
         verified = verify_backup(result, server_url=ctx.target.database_url(), tools=PgTools())
         return StepResult(

@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from golive import credentials
+from golive import credentials, schedule
 from golive import journal as j
-from golive.errors import RollbackRequested
+from golive.errors import OutsideMaintenanceWindow, RollbackRequested
 
 if TYPE_CHECKING:
     from golive.credentials import TokenSource
@@ -41,6 +42,10 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def wall(self) -> datetime:
+        """The current instant (UTC): what the maintenance window is judged against."""
+        return datetime.now(UTC)
 
 
 class Observer(Protocol):
@@ -93,6 +98,8 @@ class StepContext:
     load: LiveCounts | None = None  # the background load, when one runs (rehearsal)
     # The plan's auth (golive.credentials), built once by the runner; built here when not given.
     token_source: TokenSource | None = None
+    # `golive run --outside-window --reason TEXT`: the database steps may run outside the window.
+    outside_window_reason: str | None = None
 
     @property
     def state(self) -> RunState:
@@ -120,6 +127,33 @@ class StepContext:
             self.observer.message("  the service refused the token (401): fetched a new one")
             answer = call(self._tokens().refresh())
         return answer
+
+    def require_window(self, step: str) -> None:
+        """Refuse a database step outside the plan's maintenance window, before it acts; with
+        ``--outside-window --reason TEXT`` it runs and the reason is journaled."""
+        window = self.plan.maintenance_window
+        instant = self.clock.wall()
+        if schedule.is_open(window, instant):
+            return
+        when = instant.astimezone(UTC).isoformat(timespec="seconds")
+        described = schedule.describe(window)
+        if self.outside_window_reason is None:
+            self.journal.append(j.WINDOW_REFUSED, step=step, at=when, window=described)
+            raise OutsideMaintenanceWindow(
+                f"{step} is a database step and the maintenance window is closed at {when} "
+                f"(window: {described}); golive refused to start it"
+            )
+        self.journal.append(
+            j.OUTSIDE_WINDOW,
+            step=step,
+            at=when,
+            window=described,
+            reason=self.outside_window_reason,
+        )
+        self.observer.message(
+            f"  {step} runs outside the maintenance window ({described}): "
+            f"{self.outside_window_reason}"
+        )
 
     def checkpoint(self) -> bool:
         """Honour pause and rollback requests; True when the run was paused meanwhile."""

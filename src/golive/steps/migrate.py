@@ -70,6 +70,7 @@ class CloneTest:
     title = "Test the migration on a clone restored from the verified backup"
 
     def run(self, ctx: StepContext) -> StepResult:
+        ctx.require_window(self.name)
         report = clone_test(
             journaled_backup(ctx),
             ctx.target.database_url(),
@@ -105,6 +106,7 @@ class Migrate:
     title = "Migrate the live database: expand phase only (lock_timeout, retries)"
 
     def run(self, ctx: StepContext) -> StepResult:
+        ctx.require_window(self.name)
         url = ctx.target.database_url()
         expected = migrated_revision(ctx)
         before = baseline(url)
@@ -146,6 +148,7 @@ class VerifyDatabase:
     title = "Verify the database: revision, objects, validity, integrity, previous release (N-1)"
 
     def run(self, ctx: StepContext) -> StepResult:
+        ctx.require_window(self.name)
         recorded = ctx.figures("migrate").get("baseline")
         before = DatabaseFingerprint.from_dict(recorded) if recorded else None
         report = verify(

@@ -2,8 +2,10 @@
 
 The target (router up, blue serving), the database (a ``SELECT 1`` and its size), the secrets
 the plan requires (each present as a variable or a ``<NAME>_FILE``), and free disk for the
-backup (the database size times the plan's headroom). Any failure stops the go-live with
-nothing changed.
+backup (the database size times the plan's headroom). Then the plan's pre-deployment checklist
+(``golive.checklist``: security scan, staging tests, rollback tested, on-call notified), each
+item journaled with its evidence (``checklist_checked``). Any failure -- of a required checklist
+item too -- stops the go-live with nothing changed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from golive import checklist
+from golive import journal as j
 from golive.errors import GoLiveError, TargetUnreachableError
 from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
@@ -42,6 +46,33 @@ def _free_bytes(directory: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def signing_key_published(token: str, jwks_url: str, timeout_s: float = 10.0) -> Check:
+    """The JWKS answers and publishes the ``kid`` the identity provider signs with now (the
+    one of golive's own token): a rotation that removed it, or a JWKS the service cannot read,
+    would answer every request 401. Names the kid, never the token."""
+    import httpx
+    import jwt
+
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError:
+        return Check("signing keys", False, "golive's token has no readable JWT header")
+    try:
+        answer = httpx.get(jwks_url, timeout=timeout_s)
+        answer.raise_for_status()
+        published = [str(k.get("kid")) for k in answer.json().get("keys", [])]
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return Check("signing keys", False, f"the JWKS does not answer: {type(exc).__name__}")
+    if kid not in published:
+        return Check(
+            "signing keys",
+            False,
+            f"the JWKS publishes {len(published)} key(s), not kid {kid!r} that the identity "
+            "provider signs with",
+        )
+    return Check("signing keys", True, f"the JWKS publishes kid {kid} ({len(published)} keys)")
+
+
 class Preflight:
     name = "preflight"
     title = "Preflight: target, database, secrets, disk for the backup"
@@ -57,17 +88,44 @@ class Preflight:
             checks.append(self._secrets(ctx))
             if ctx.plan.auth is not None:
                 checks.append(self._credentials(ctx))
+                if ctx.plan.auth.jwks_url and checks[-1].passed:
+                    checks.append(signing_key_published(ctx.token(), ctx.plan.auth.jwks_url))
             failed = [c for c in checks if not c.passed]
         for check in checks:
             ctx.observer.message(str(check))
-        if failed:
+        items = self._checklist(ctx)
+        blocking = [str(item) for item in items if item.status == "fail"]
+        if failed or blocking:
             raise TargetUnreachableError(
-                "preflight failed, nothing was changed:\n  " + "\n  ".join(map(str, failed))
+                "preflight failed, nothing was changed:\n  "
+                + "\n  ".join([*map(str, failed), *blocking])
             )
         return StepResult(
-            f"{len(checks)} checks passed",
-            {"checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks]},
+            f"{len(checks)} checks passed"
+            + (f", checklist {sum(i.passed for i in items)}/{len(items)}" if items else ""),
+            {
+                "checks": [
+                    {"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks
+                ],
+                "checklist": [item.as_dict() for item in items],
+            },
         )
+
+    def _checklist(self, ctx: StepContext) -> list[checklist.ChecklistResult]:
+        """The plan's checklist, each item journaled with its evidence."""
+        items = checklist.check(
+            ctx.plan,
+            now=ctx.clock.wall(),
+            read_events=ctx.journal.events,
+            sleep=ctx.clock.sleep,
+            monotonic=ctx.clock.monotonic,
+            current_run=ctx.journal.run_dir.name,
+        )
+        if items:
+            ctx.journal.append(j.CHECKLIST_CHECKED, items=[item.as_dict() for item in items])
+            for item in items:
+                ctx.observer.message(str(item))
+        return items
 
     def _credentials(self, ctx: StepContext) -> Check:
         """The plan's token source answers now, not first at smoke-green (after the migration);

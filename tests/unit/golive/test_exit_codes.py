@@ -476,6 +476,29 @@ def an_approval_with_no_stage_waiting(scene: Scene) -> Outcome:
     return scene.golive("approve", "--plan", str(scene.plan_path), "--by", "Chanda Mwale")
 
 
+@produces(21, "the maintenance window is closed")
+def a_database_step_outside_the_window(scene: Scene) -> Outcome:
+    data = yaml.safe_load(scene.plan_path.read_text(encoding="utf-8"))
+    data["maintenance_window"] = {  # long past: closed whenever the test runs
+        "start": "2020-01-04T22:00:00+02:00",
+        "end": "2020-01-05T02:00:00+02:00",
+        "timezone": "Africa/Lusaka",
+    }
+    scene.plan_path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return scene.run([Stand("preflight"), VerifyBackup()])
+
+
+@produces(22, "1 blocking finding(s)")
+def a_security_scan_with_a_high_finding(scene: Scene) -> Outcome:
+    fixtures = REPO / "tests/fixtures/audit"
+    return scene.golive(
+        "audit",
+        *("--out", str(scene.tmp_path / "audit"), "--version", "2.0.0"),
+        *("--pip-audit-json", str(fixtures / "pip-audit-clean.json")),
+        *("--bandit-json", str(fixtures / "bandit-high.json")),
+    )
+
+
 @produces(130, "interrupted during hold")
 def a_signal_during_a_run(scene: Scene) -> Outcome:
     def interrupt(ctx: StepContext) -> None:

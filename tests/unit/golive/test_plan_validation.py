@@ -96,7 +96,9 @@ BAD_PLANS = [
     ),
     (
         "window backwards",
-        lambda d: d["maintenance_window"].update(end="2026-12-05T21:00:00+02:00"),
+        lambda d: d["maintenance_window"].update(
+            always=False, start="2026-12-05T22:00:00+02:00", end="2026-12-05T21:00:00+02:00"
+        ),
         "maintenance_window",
         "after start",
     ),

@@ -20,6 +20,7 @@ from golive.report.series import GateSeries
 REPO = Path(__file__).resolve().parents[3]
 SECTIONS = [
     "outcome",
+    "checklist",
     "timeline",
     "switches",
     "issues",

@@ -1,0 +1,68 @@
+"""The preflight's signing-keys check: the JWKS answers and publishes the kid of golive's token
+(a local JWKS; a closed port for one that does not answer)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+
+from golive.steps.preflight import signing_key_published
+
+
+@contextlib.contextmanager
+def jwks(keys: list[dict[str, Any]]) -> Iterator[str]:
+    body = json.dumps({"keys": keys}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def token(kid: str) -> str:
+    return jwt.encode({"sub": "golive"}, "s" * 32, algorithm="HS256", headers={"kid": kid})
+
+
+def test_the_kid_golive_is_signed_with_is_published():
+    with jwks([{"kid": "key-2026-11"}, {"kid": "key-2026-12"}]) as url:
+        check = signing_key_published(token("key-2026-12"), url)
+    assert check.passed and check.detail == "the JWKS publishes kid key-2026-12 (2 keys)"
+
+
+def test_a_kid_the_jwks_does_not_publish_fails_and_never_shows_the_token():
+    signed = token("key-2027-01")
+    with jwks([{"kid": "key-2026-12"}]) as url:
+        check = signing_key_published(signed, url)
+    assert not check.passed and "not kid 'key-2027-01'" in check.detail
+    assert signed not in check.detail
+
+
+def test_a_jwks_that_does_not_answer_fails():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check = signing_key_published(token("k"), f"http://127.0.0.1:{port}/jwks", timeout_s=2)
+    assert not check.passed and "does not answer: ConnectError" in check.detail
