@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,21 @@ CLOCK_SENSITIVE = [
 pytestmark = pytest.mark.slow
 
 
-def _pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def _pytest(basetemp: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """A nested pytest session with a base directory of its own: without one it would reset the
+    shared ``pytest-of-<user>`` folder to mode 0700, and an embedded PostgreSQL of this session,
+    which runs as another user, could no longer reach its data directory."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={basetemp}",
+            *args,
+        ],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -42,7 +55,9 @@ def _pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 def test_token_tests_pass_twenty_minutes_after_collection() -> None:
-    run = _pytest(f"--clock-skew-s={SKEW_S}", *CLOCK_SENSITIVE)
+    # A short base directory: the nested tests put unix sockets in theirs (108 bytes at most).
+    with tempfile.TemporaryDirectory(prefix="skew-") as nested:
+        run = _pytest(Path(nested), f"--clock-skew-s={SKEW_S}", *CLOCK_SENSITIVE)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout
 
@@ -69,8 +84,8 @@ def test_token_is_still_valid(token):
 """,
         encoding="utf-8",
     )
-    fresh = _pytest(str(tmp_path), cwd=tmp_path)
+    fresh = _pytest(tmp_path / "fresh", str(tmp_path), cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stdout[-2000:]
-    skewed = _pytest(f"--clock-skew-s={SKEW_S}", str(tmp_path), cwd=tmp_path)
+    skewed = _pytest(tmp_path / "skewed", f"--clock-skew-s={SKEW_S}", str(tmp_path), cwd=tmp_path)
     assert skewed.returncode == 1
     assert "ExpiredSignatureError" in skewed.stdout
