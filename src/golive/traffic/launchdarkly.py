@@ -145,6 +145,9 @@ class LaunchDarklyFlag(PolledFlag):
             ) from exc
         return round(int(weight) / 1000)
 
+    def stored_weights(self) -> dict[str, int]:
+        return {self.key: self.weight()}
+
     def verify(
         self,
         instances: Sequence[Endpoint] | None = None,

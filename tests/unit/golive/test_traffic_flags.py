@@ -14,7 +14,7 @@ import pytest
 from golive import traffic
 from golive.errors import TrafficFlagError
 from golive.traffic.base import FLAG_KEY, verify_weight
-from golive.traffic.document import flag_definition, weight_of
+from golive.traffic.document import flag_definition, weight_of, write_disabled
 from golive.traffic.flagd import FlagdFileFlag
 from golive.traffic.launchdarkly import LaunchDarklyFlag, api_key_from
 
@@ -35,6 +35,21 @@ def test_file_shape_at_every_weight(tmp_path: Path) -> None:
         assert flag.version() == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["flags.json"]  # no temporary left
+
+
+def test_the_first_weight_enables_a_disabled_flag_and_zero_leaves_it_enabled(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    write_disabled(path)
+    flag = FlagdFileFlag(path)
+    assert flag.weight() == 0 and flag.stored_weights() == {FLAG_KEY: 0}
+    flag.set_weight(10)
+    assert json.loads(path.read_text())["flags"][FLAG_KEY]["state"] == "ENABLED"
+    assert flag.weight() == 10 and flag.stored_weights() == {FLAG_KEY: 10}
+    flag.set_weight(0)  # a rollback: enabled at 0%, one write away from the weight it undid
+    assert json.loads(path.read_text())["flags"][FLAG_KEY]["state"] == "ENABLED"
+    assert flag.weight() == 0
 
 
 def test_other_flags_and_keys_are_kept(tmp_path: Path) -> None:
