@@ -213,7 +213,7 @@ def _refusal(status: Any) -> str | None:
 def _describe(status: Any) -> str:
     state = getattr(status.state, "value", str(status.state))
     error = getattr(status, "error", None)
-    if error is None:
+    if error is None or state == "valid":  # a recovered source keeps its last error
         return state
     kind = getattr(error.kind, "value", str(error.kind))
     code = getattr(error, "status_code", 0)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import functools
 import hmac
 import json
 import sys
@@ -476,7 +477,7 @@ def create_app(standin: LaunchDarklyStandIn) -> Starlette:
         routes=[
             Route("/api/v2/flags/{project}", flags, methods=["GET"]),
             Route("/api/v2/flags/{project}/{key}", flags, methods=["GET", "PATCH"]),
-            Route("/all", lambda request: _stream(standin, request), methods=["GET"]),
+            Route("/all", functools.partial(_stream, standin), methods=["GET"]),
             Route("/sdk/latest-all", latest_all, methods=["GET"]),
             Route("/bulk", events, methods=["POST"]),
             Route("/diagnostic", events, methods=["POST"]),
