@@ -1,0 +1,61 @@
+"""The rehearsal's LaunchDarkly stand-in as the environment runs it: its own process on the
+plan's loopback port, generated secrets, the slots' variables, golive's flag through it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import yaml
+
+from golive.plan import parse
+from golive.rehearsal import emulators
+from golive.targets.fake import FakeTarget
+from golive.traffic import launchdarkly
+from tests.integration.traffic.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_the_environment_starts_the_stand_in_and_points_the_slots_at_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("LAUNCHDARKLY_API_TOKEN", raising=False)
+    monkeypatch.delenv("LAUNCHDARKLY_API_TOKEN_FILE", raising=False)
+    source = tmp_path / "plan.yaml"
+    port = free_port()
+    source.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(REPO / "deploy/golive/rehearsal-launchdarkly.yaml"),
+                "target": {"state_dir": str(tmp_path / "state")},
+                "traffic": {"launchdarkly": {"api_url": f"http://127.0.0.1:{port}"}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    plan = parse(source.read_text(encoding="utf-8"), str(source))
+    home = plan.state_dir.resolve() / "local"
+    try:
+        url = emulators.start_launchdarkly(home, plan)
+        assert url == f"http://127.0.0.1:{port}"
+        assert emulators.start_launchdarkly(home, plan) == url  # running: kept
+        env = emulators.slot_env(home)
+        assert env["FLAG_PROVIDER"] == "launchdarkly"
+        assert env["LAUNCHDARKLY_BASE_URI"] == env["LAUNCHDARKLY_STREAM_URI"] == url
+        key_file = Path(env["LAUNCHDARKLY_SDK_KEY_FILE"])
+        token_file = launchdarkly.rehearsal_token_file(plan)
+        for secret in (key_file, token_file):
+            assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+        assert key_file.read_text() not in str(env)
+        assert [d.name for d in emulators.dependencies(home)] == ["LaunchDarkly"]
+
+        flag = launchdarkly.from_plan(plan, FakeTarget())
+        assert flag.stored_weights() == {"new-credit-assessment-enabled": 0}
+        flag.set_weight(10)
+        assert flag.weight() == 10
+        flag.close()
+    finally:
+        stopped = emulators.stop(home)
+    assert any("launchdarkly" in s for s in stopped)
