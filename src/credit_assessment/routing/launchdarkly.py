@@ -124,7 +124,7 @@ class LaunchDarklyFlag:
     def _flag(self) -> dict[str, Any] | None:
         if self._store is None:
             return None
-        item = self._store.get(_features(), FLAG_KEY, lambda found: found)
+        item = self._store.get(_features(), FLAG_KEY, _found)
         if item is None:
             return None
         document = item.to_json_dict() if hasattr(item, "to_json_dict") else item
@@ -165,7 +165,7 @@ class LaunchDarklyFlag:
                     f"LaunchDarkly data source {state} for {lost_s:.0f} s "
                     f"(limit {self.stale_s:g} s): {refused or _describe(status)}"
                 )
-        if self._flag() is None:
+        if self._store is None or self._store.get(_features(), FLAG_KEY, _found) is None:
             return f"flag {FLAG_KEY!r} is not in LaunchDarkly's data for this environment"
         return None
 
@@ -194,6 +194,10 @@ class LaunchDarklyFlag:
             "dataSource": _describe(status) if status is not None else "not started",
             "problem": self.problem,
         }
+
+
+def _found(item: Any) -> Any:
+    return item
 
 
 def _features() -> Any:
