@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from credit_assessment.api.app import create_app
 from credit_assessment.settings import SettingsError, load_settings
-from tests.conftest import make_settings
+from tests.conftest import make_settings, start_server
 from tests.integration.conftest import TransactionDatabase, running
 from tests.integration.service.test_routing import FakeLegacy, legacy, post  # noqa: F401
 from tests.integration.traffic.launchdarkly_rig import SDK_KEY, RunningStandIn
@@ -114,3 +114,36 @@ def test_launchdarkly_needs_its_sdk_key_from_the_variable_or_its_file(
     assert settings.launchdarkly_sdk_key is not None
     assert settings.launchdarkly_sdk_key.get_secret_value() == "sdk-from-file"
     assert "sdk-from-file" not in repr(settings)
+
+
+def test_golive_reads_the_weight_back_from_every_worker_of_a_served_instance(
+    tmp_path: Path,
+    database_url: str,
+    legacy: tuple[FakeLegacy, str],  # noqa: F811
+    standin: RunningStandIn,
+) -> None:
+    key_file = tmp_path / "sdk-key"
+    key_file.write_text(SDK_KEY + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    server = start_server(
+        tmp_path,
+        {
+            "DATABASE_URL": database_url,
+            "LEGACY_URL": legacy[1],
+            "FLAG_PROVIDER": "launchdarkly",
+            "LAUNCHDARKLY_SDK_KEY_FILE": str(key_file),
+            "LAUNCHDARKLY_BASE_URI": standin.url,
+            "LAUNCHDARKLY_STREAM_URI": standin.url,
+        },
+        workers=2,
+    )
+    try:
+        flag = standin.golive_flag([server.url])
+        for percent in (10, 50, 0):
+            flag.set_weight(percent)
+            (state,) = flag.verify(percent=percent, timeout_s=30).values()
+            assert state.weight == percent
+        assert standin.control()["counts"]["streams_opened"] >= 2  # one per worker
+        assert SDK_KEY not in server.log()
+    finally:
+        server.stop()
