@@ -31,8 +31,9 @@ own bucketing (``hash(flagKey.salt.contextKey)`` against rollout weights out of 
 
 Switches: ``fail_status`` (400, 401, 403, 404, 409, 429, 500, 502, 503 or 0) answers the next
 ``fail_times`` REST requests of ``fail_method`` (``PATCH``, ``GET`` or ``ANY``) with that code
-(``Retry-After: retry_after_s`` on 429 and 503), changing nothing; ``hold_patches`` accepts
-PATCHes (version up, 200) but never tells the SDKs; ``refuse_streams`` answers new stream and
+(``Retry-After: retry_after_s`` on 429 and 503), changing nothing; ``hold_patches: N`` accepts
+the next N PATCHes (version up, 200) but never tells the SDKs (a later change tells them the
+flag as it then is); ``refuse_streams`` answers new stream and
 poll connections 503; ``drop_streams: true`` closes every open stream once (the SDKs reconnect
 unless streams are refused); ``{"reset": true}`` restores them all and zeroes the counters.
 
@@ -85,7 +86,7 @@ class Faults:
     fail_times: int = 0
     fail_method: str = "PATCH"
     retry_after_s: int = 1
-    hold_patches: bool = False
+    hold_patches: int = 0
     refuse_streams: bool = False
     drop_streams: bool = False
 
@@ -95,7 +96,7 @@ SWITCHES = {
     "fail_times": Switch(whole_number_in(0, 1000), "fail_times is a whole number 0-1000"),
     "fail_method": Switch(lambda v: v in ("PATCH", "GET", "ANY"), "fail_method: PATCH, GET, ANY"),
     "retry_after_s": Switch(whole_number_in(0, 300), "retry_after_s is a whole number 0-300"),
-    "hold_patches": Switch(lambda v: isinstance(v, bool), "hold_patches is true or false"),
+    "hold_patches": Switch(whole_number_in(0, 1000), "hold_patches is a whole number 0-1000"),
     "refuse_streams": Switch(lambda v: isinstance(v, bool), "refuse_streams is true or false"),
     "drop_streams": Switch(lambda v: isinstance(v, bool), "drop_streams is true or false"),
 }
@@ -342,7 +343,11 @@ class LaunchDarklyStandIn:
                 settings["version"] = int(before["environments"].get(env, {}).get("version", 0)) + 1
         self.flags[key] = after
         self.counts["patches"] += 1
-        if not self.faults.hold_patches:
+        if self.faults.hold_patches > 0:
+            held = self.faults.hold_patches - 1
+            self.faults = Faults(**{**self.faults.__dict__, "hold_patches": held})
+            self.counts["patches_held"] += 1
+        else:
             self.publish(key)
         return after
 

@@ -118,20 +118,23 @@ def test_server_errors_are_retried_a_bounded_number_of_times(standin: RunningSta
     assert standin.golive_flag().weight() == 0
 
 
-def test_a_patch_no_instance_sees_times_out_the_read_back(standin: RunningStandIn) -> None:
+def test_a_patch_no_instance_sees_times_out_the_read_back_and_the_undo_is_seen(
+    standin: RunningStandIn,
+) -> None:
     with instances(standin, 1) as serving:
         eventually(lambda: serving[0].flag.problem is None, 20, i_problem(serving[0]))
         flag = standin.golive_flag([serving[0].url])
-        standin.control(hold_patches=True)
+        standin.control(hold_patches=1)
         flag.set_weight(10)  # LaunchDarkly holds 10%; the SDKs are never told
         with pytest.raises(TrafficFlagError, match="did not converge on weight 10%") as caught:
             flag.verify(percent=10, timeout_s=1.5)
         assert serving[0].url in str(caught.value)
         assert serving[0].flag.current is not None
         assert serving[0].flag.current.weight_percent == 0
-        standin.control(hold_patches=False)
-        flag.set_weight(0)  # the stage's undo
-        flag.verify(percent=0, timeout_s=20)
+        flag.set_weight(0)  # the stage's undo: streamed, at the flag's newest version
+        (state,) = flag.verify(percent=0, timeout_s=20).values()
+        assert state.version == "3"
+        assert standin.control()["counts"]["patches_held"] == 1
 
 
 def test_a_stream_dropped_mid_stage_keeps_the_last_good_flags(standin: RunningStandIn) -> None:
