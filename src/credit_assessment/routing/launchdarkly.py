@@ -23,6 +23,7 @@ first rollout (a rule's, else the fallthrough's) serves ``true``, 0 while the fl
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -60,6 +61,17 @@ def weight_of(flag: Mapping[str, Any] | None) -> int | None:
     return round(100 * on / total)
 
 
+class _QuietStart(logging.Filter):
+    """The client is created without waiting (start-up never blocks on LaunchDarkly), so the
+    SDK always logs that its initialisation timed out; readiness reports the real state."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Initialization timeout exceeded" not in record.getMessage()
+
+
+_QUIET_START = _QuietStart()
+
+
 class LaunchDarklyFlag:
     """The flag through the OpenFeature LaunchDarkly provider; the ``TrafficFlag`` seam."""
 
@@ -95,6 +107,9 @@ class LaunchDarklyFlag:
         from ldclient.feature_store import InMemoryFeatureStore
         from openfeature import api
 
+        sdk_log = logging.getLogger("ldclient.util")
+        if _QUIET_START not in sdk_log.filters:
+            sdk_log.addFilter(_QUIET_START)
         self._store = InMemoryFeatureStore()
         config = Config(
             self._sdk_key,
@@ -143,7 +158,10 @@ class LaunchDarklyFlag:
         found = self._problem()
         if found != self.last_problem:
             if found:
-                log.warning("flags_unavailable", provider=PROVIDER, problem=found)
+                starting = found.endswith("(initializing)")  # no error yet: connecting
+                (log.info if starting else log.warning)(
+                    "flags_unavailable", provider=PROVIDER, problem=found
+                )
             else:
                 log.info("flags_available", provider=PROVIDER)
             self.last_problem = found
