@@ -10,7 +10,7 @@ import yaml
 
 from golive.errors import PlanError
 from golive.plan import load, parse
-from golive.rehearsal.launchdarkly import (
+from golive.rehearsal.launchdarkly_flags import (
     FLAG_KEY,
     PatchError,
     apply_patch,
