@@ -150,7 +150,11 @@ class TrafficStage:
     def undo(self, ctx: StepContext) -> str | None:
         flag = flag_for(ctx)
         weights = flag.read_weights()
-        if weights and all(w <= self.previous_weight for w in weights.values()):
+        # The store too: a weight it accepted that no instance has seen yet would reach them
+        # later (a stalled stream, a slow kubelet) if it were left there.
+        stored = flag.stored_weights().get(flag.key, 0)
+        settled = stored <= self.previous_weight
+        if weights and settled and all(w <= self.previous_weight for w in weights.values()):
             rolled = [
                 e
                 for e in ctx.journal.events()
