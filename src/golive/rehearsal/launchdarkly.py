@@ -7,7 +7,8 @@ weight through, and the data source the real server SDK reads flags from.
 It holds flags in LaunchDarkly's own representations, so the real SDK evaluates them with its
 own bucketing (``hash(flagKey.salt.contextKey)`` against rollout weights out of 100000):
 
-    GET   /api/v2/flags/{project}              {"items": [flag...]} (``?env=`` keeps those)
+    GET   /api/v2/flags/{project}              {"items": [flag...], "totalCount"} (``?env=``
+                                               keeps those; ``limit`` (20), ``offset``)
     GET   /api/v2/flags/{project}/{key}        the flag (REST shape: ``environments.<env>``
                                                with ``on``, ``rules``, ``fallthrough``,
                                                ``offVariation``, ``salt``, ``version``)
@@ -270,7 +271,10 @@ def create_app(standin: LaunchDarklyStandIn) -> Starlette:
         envs = [e for e in request.query_params.getlist("env") if e]
         if key is None:
             items = [standin.rest_view(f, envs) for f in standin.flags.values()]
-            return JSONResponse({"items": items, "totalCount": len(items)})
+            offset = int(request.query_params.get("offset") or 0)
+            limit = int(request.query_params.get("limit") or 20)
+            page = items[offset : offset + limit]
+            return JSONResponse({"items": page, "totalCount": len(items)})
         if request.method == "PATCH":
             try:
                 body = json.loads(await request.body() or b"null")

@@ -65,6 +65,7 @@ PROVIDER = "launchdarkly"
 DEFAULT_API_URL = "https://app.launchdarkly.com"
 DEFAULT_TOKEN_ENV = "LAUNCHDARKLY_API_TOKEN"  # noqa: S105 - a variable's name
 TOTAL_WEIGHT = 100_000
+PAGE = 100  # flags listed per request
 REHEARSAL_TOKEN_FILE = "launchdarkly-api-token"  # noqa: S105 - a file's name
 
 
@@ -216,13 +217,17 @@ class LaunchDarklyFlag(PolledFlag):
     def stored_weights(self) -> dict[str, int]:
         """Every flag of the project in the environment, and the share each serves its first
         rollout's ``true`` (0: off, or on at 0%)."""
-        answer = self._send(
-            "GET", f"/api/v2/flags/{self.project}", params={"env": self.environment}
-        ).json()
-        items = answer.get("items") if isinstance(answer, dict) else None
-        if not isinstance(items, list):
-            raise TrafficFlagError(f"LaunchDarkly listed no flags for project {self.project}")
-        return {str(item.get("key")): _share(item, self.environment) for item in items}
+        found: dict[str, int] = {}
+        while True:  # LaunchDarkly answers a page at a time
+            params = {"env": self.environment, "limit": PAGE, "offset": len(found)}
+            answer = self._send("GET", f"/api/v2/flags/{self.project}", params=params).json()
+            items = answer.get("items") if isinstance(answer, dict) else None
+            if not isinstance(items, list):
+                raise TrafficFlagError(f"LaunchDarkly listed no flags for project {self.project}")
+            found.update({str(i.get("key")): _share(i, self.environment) for i in items})
+            total = answer.get("totalCount")
+            if not items or len(items) < PAGE or (isinstance(total, int) and len(found) >= total):
+                return found
 
     def set_weight(self, percent: int) -> None:
         """One PATCH, then the flag read back: it must hold ``percent``, switched on."""

@@ -324,3 +324,23 @@ def test_api_token_from_the_plan_s_variable_or_its_file(tmp_path: Path) -> None:
         api_token_from("LD_TOKEN", {}, fallback=tmp_path / "absent")
     with pytest.raises(CredentialError, match="cannot read the LaunchDarkly API token file"):
         api_token_from("LD_TOKEN", {"LD_TOKEN_FILE": str(tmp_path / "absent")})
+
+
+def test_launchdarkly_flag_set_is_read_page_by_page(monkeypatch) -> None:
+    from golive.traffic import launchdarkly
+
+    monkeypatch.setattr(launchdarkly, "PAGE", 2)
+    flags = [ld_flag(0) | {"key": f"flag-{n}"} for n in range(5)]
+    flags[3] = ld_flag(40) | {"key": "flag-3"}
+    offsets: list[int] = []
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        offsets.append(offset)
+        return httpx.Response(
+            200, json={"items": flags[offset : offset + limit], "totalCount": len(flags)}
+        )
+
+    flag = LaunchDarklyFlag(api_token="k", transport=httpx.MockTransport(listing))
+    assert flag.stored_weights() == {f"flag-{n}": 40 if n == 3 else 0 for n in range(5)}
+    assert offsets == [0, 2, 4]
