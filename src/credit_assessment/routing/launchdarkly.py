@@ -155,37 +155,43 @@ class LaunchDarklyFlag:
 
     @property
     def problem(self) -> str | None:
-        found = self._problem()
-        if found != self.last_problem:
+        kind, found = self._problem()
+        if kind != self.last_problem:  # logged once per kind, not at every probe
             if found:
-                starting = found.endswith("(initializing)")  # no error yet: connecting
-                (log.info if starting else log.warning)(
+                (log.info if kind == "connecting" else log.warning)(
                     "flags_unavailable", provider=PROVIDER, problem=found
                 )
             else:
                 log.info("flags_available", provider=PROVIDER)
-            self.last_problem = found
+            self.last_problem = kind
         return found
 
-    def _problem(self) -> str | None:
+    def _problem(self) -> tuple[str | None, str | None]:
+        """Why the instance cannot route now (None: it can), and what kind of reason it is."""
         client = self._sdk()
         if client is None:
-            return "LaunchDarkly SDK not started"
+            return "not started", "LaunchDarkly SDK not started"
         status = client.data_source_status_provider.status
         refused = _refusal(status)
         if not client.is_initialized():
-            return refused or f"LaunchDarkly SDK not initialised ({_describe(status)})"
+            if refused:
+                return "refused", refused
+            kind = "connecting" if status.error is None else "failing"
+            return kind, f"LaunchDarkly SDK not initialised ({_describe(status)})"
         state = getattr(status.state, "value", str(status.state))
         if state != "valid":
             lost_s = max(0.0, self._clock() - float(status.since))
             if lost_s > self.stale_s:
-                return (
+                return "stale", (
                     f"LaunchDarkly data source {state} for {lost_s:.0f} s "
                     f"(limit {self.stale_s:g} s): {refused or _describe(status)}"
                 )
         if self._store is None or self._store.get(_features(), FLAG_KEY, _found) is None:
-            return f"flag {FLAG_KEY!r} is not in LaunchDarkly's data for this environment"
-        return None
+            return (
+                "missing",
+                f"flag {FLAG_KEY!r} is not in LaunchDarkly's data for this environment",
+            )
+        return None, None
 
     # ------------------------------------------------------------------ the seam
 
