@@ -23,6 +23,7 @@ SECRET_FIELDS = (
     "bureau_api_key",
     "legacy_api_token",
     "redis_url",
+    "launchdarkly_sdk_key",
 )
 
 DEV_JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
@@ -123,6 +124,21 @@ class Settings(BaseSettings):
     legacy_failover: bool = True
     flag_file: Path | None = Field(default=None, validation_alias="FLAGD_OFFLINE_FLAG_SOURCE_PATH")
     flag_poll_s: float = Field(default=0.25, gt=0, le=10)
+    # Where the legacy-to-new flag is evaluated: the flagd file above, or LaunchDarkly's server
+    # SDK (streaming; the SDK key from LAUNCHDARKLY_SDK_KEY or LAUNCHDARKLY_SDK_KEY_FILE).
+    flag_provider: Literal["flagd", "launchdarkly"] = "flagd"
+    launchdarkly_sdk_key: SecretStr | None = None
+    launchdarkly_base_uri: str = Field(
+        default="https://sdk.launchdarkly.com", pattern=r"^https?://"
+    )
+    launchdarkly_stream_uri: str = Field(
+        default="https://stream.launchdarkly.com", pattern=r"^https?://"
+    )
+    # Analytics events are off unless this names where to send them.
+    launchdarkly_events_uri: str | None = Field(default=None, pattern=r"^https?://")
+    # With its data source lost longer than this, the instance is not ready and routes to
+    # legacy; until then it keeps evaluating the last flags it received.
+    launchdarkly_stale_s: float = Field(default=60.0, gt=0, le=3600)
     rehearsal_faults: bool = False
     shadow_enabled: bool = True
     shadow_score_tolerance: int = Field(default=5, ge=0)
@@ -148,6 +164,11 @@ class Settings(BaseSettings):
             raise SettingsError("PRODUCT_MIN_TERM_MONTHS must not exceed PRODUCT_MAX_TERM_MONTHS")
         if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_url):
             raise SettingsError("JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY(_FILE) or JWT_JWKS_URL")
+        if self.flag_provider == "launchdarkly" and self.launchdarkly_sdk_key is None:
+            raise SettingsError(
+                "FLAG_PROVIDER=launchdarkly needs LAUNCHDARKLY_SDK_KEY(_FILE), the server SDK key "
+                "of the environment"
+            )
         if self.rehearsal_faults and self.app_env in ("staging", "production"):
             raise SettingsError(f"REHEARSAL_FAULTS cannot be enabled when APP_ENV={self.app_env}")
         if self.app_env in ("staging", "production"):

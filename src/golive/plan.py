@@ -224,10 +224,33 @@ class Stage(_Strict):
         return self
 
 
+class LaunchDarkly(_Strict):
+    """Where the ``launchdarkly`` traffic flag lives, and the API token that may change it."""
+
+    project: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "production"
+    environment: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "production"
+    api_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] = "https://app.launchdarkly.com"
+    # The variable holding an API access token with a writer role on the flag (or <NAME>_FILE,
+    # a mounted secret); list it in secrets.required so the preflight checks it is there.
+    api_token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = (
+        "LAUNCHDARKLY_API_TOKEN"  # noqa: S105 - the name of a variable, not a token
+    )
+    # The targeting rule whose percentage rollout is the weight (the story's rule 0); null: the
+    # flag's fallthrough rollout.
+    rule: Annotated[int, Field(ge=0, le=1000)] | None = 0
+    # A 429 is retried after its Retry-After (at most max_retry_after_s), a 5xx or a lost
+    # connection after a back-off; attempts bounds both.
+    attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    max_retry_after_s: Annotated[float, Field(gt=0, le=600)] = 60
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10
+
+
 class Traffic(_Strict):
     """The legacy-to-new split (a feature flag), raised stage by stage."""
 
     flag_provider: str | None = None
+    # The launchdarkly provider's project, environment, API URL and token variable.
+    launchdarkly: LaunchDarkly | None = None
     flag_key: str = "new-credit-assessment-enabled"
     stages: list[Stage] = Field(default_factory=list)
     # Every interval_s the stage's window is measured and judged (docs/analysis.md).
@@ -261,6 +284,11 @@ class Traffic(_Strict):
     def _provider_named(self) -> Traffic:
         if self.stages and not self.flag_provider:
             raise ValueError("traffic stages need a flag_provider")
+        if self.flag_provider == "launchdarkly" and self.launchdarkly is None:
+            raise ValueError(
+                "flag_provider launchdarkly needs a launchdarkly section: project, environment, "
+                "api_url and api_token_env (the variable holding the API token)"
+            )
         return self
 
 

@@ -47,7 +47,7 @@ from credit_assessment.assessor import (
 )
 from credit_assessment.faults import InjectedFault
 from credit_assessment.identifiers import new_request_id
-from credit_assessment.routing.flags import TrafficFlag
+from credit_assessment.routing.flags import FlagdFileFlag, TrafficFlag
 from credit_assessment.routing.legacy import LegacyClient, LegacyUnavailable
 from credit_assessment.routing.shadow import ShadowComparison
 from credit_assessment.settings import Settings, SettingsError
@@ -167,6 +167,23 @@ class MetricEvents:
         self._m.decision_errors.labels(engine=engine).inc()
 
 
+def traffic_flag(settings: Settings) -> TrafficFlag:
+    """The legacy-to-new flag from the configured provider (``FLAG_PROVIDER``)."""
+    if settings.flag_provider == "launchdarkly":
+        from credit_assessment.routing.launchdarkly import LaunchDarklyFlag
+
+        assert settings.launchdarkly_sdk_key is not None
+        return LaunchDarklyFlag(
+            settings.launchdarkly_sdk_key.get_secret_value(),
+            base_uri=settings.launchdarkly_base_uri,
+            stream_uri=settings.launchdarkly_stream_uri,
+            events_uri=settings.launchdarkly_events_uri,
+            stale_s=settings.launchdarkly_stale_s,
+        )
+    source = settings.flag_file or settings.data_dir / "flags.json"
+    return FlagdFileFlag(source, settings.data_dir, settings.flag_poll_s)
+
+
 def _routing(settings: Settings) -> Routing | None:
     """The strangler when a legacy system is configured; without one the new engine decides."""
     if not settings.legacy_url:
@@ -175,10 +192,8 @@ def _routing(settings: Settings) -> Routing | None:
     legacy = LegacyClient(
         settings.legacy_url, settings.legacy_path, token, settings.legacy_timeout_s
     )
-    source = settings.flag_file or settings.data_dir / "flags.json"
-    flag = TrafficFlag(source, settings.data_dir, settings.flag_poll_s)
     return Routing(
-        flag,
+        traffic_flag(settings),
         legacy,
         failover_to_new=settings.legacy_failover,
         shadow=settings.shadow_enabled,

@@ -1,10 +1,17 @@
-"""The traffic flag as this instance sees it.
+"""The traffic flag as this instance sees it: the ``TrafficFlag`` seam, and its flagd provider.
 
-A watcher polls the flag-definition file. A new version is validated first (JSON, the flag's
-shape); only then is it copied to a private file the flagd provider reads, and the provider is
-re-created on it, so what ``/flags`` reports is exactly what the provider evaluates. An invalid
-or missing file never replaces good flags: the instance keeps the last good version (and reports
-why), and with none at all it is not ready and every request stays on the safe default (legacy).
+``TrafficFlag`` is what routing, readiness and ``GET /flags`` use, whatever the provider
+(``FLAG_PROVIDER``): ``flagd`` here, ``launchdarkly`` in ``routing.launchdarkly``. Both evaluate
+the flag in-process with the client id as the targeting key, so a client keeps its engine as
+the weight rises; both say why they cannot be trusted in ``problem`` (the instance is then not
+ready, and a provider with no good flags sends every request to legacy).
+
+flagd (``FlagdFileFlag``): a watcher polls the flag-definition file. A new version is
+validated first (JSON, the flag's shape); only then is it copied to a private file the flagd
+provider reads, and the provider is re-created on it, so what ``/flags`` reports is exactly what
+the provider evaluates. An invalid or missing file never replaces good flags: the instance keeps
+the last good version (and reports why), and with none at all it is not ready and every request
+stays on the safe default (legacy).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -82,6 +89,32 @@ def _weight(flag: Any, flag_key: str) -> int:
     return round(100 * on / total)
 
 
+class TrafficFlag(Protocol):
+    """The legacy-to-new flag of this instance, from whichever provider is configured."""
+
+    @property
+    def current(self) -> FlagVersion | None:
+        """The flag version evaluated now, and its weight; None before any was loaded."""
+        ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why this instance is not ready to route (None: ready)."""
+        ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def enabled_for(self, client_id: uuid.UUID) -> bool:
+        """True when this client's application goes to the new engine."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """What ``GET /flags`` answers: provider, flag version, weight in use, problem."""
+        ...
+
+
 def _remove_stale_copies(directory: Path) -> None:
     """Delete private flag copies left by processes that no longer run."""
     for path in directory.glob("flags-*-*.json"):
@@ -94,7 +127,7 @@ def _remove_stale_copies(directory: Path) -> None:
             continue
 
 
-class TrafficFlag:
+class FlagdFileFlag:
     """Evaluates the flag for each client; watches the file for new versions."""
 
     def __init__(self, source: Path, private_dir: Path, poll_s: float = 0.25) -> None:

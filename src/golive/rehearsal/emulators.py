@@ -7,6 +7,12 @@ client on legacy: all flags start disabled) and records everything in
 ``<state_dir>/local/emulators.json`` — pids with their start times, like the slots and the
 router. ``slot_env`` is what every slot is started with (``LEGACY_URL``, ``BUREAU_URL``,
 ``BUREAU_API_KEY_FILE``, ``FLAGD_OFFLINE_FLAG_SOURCE_PATH``); ``stop`` stops them by pid.
+
+When the plan's traffic flag is ``launchdarkly``, ``start_launchdarkly`` also runs the LaunchDarkly
+stand-in (``python -m golive.rehearsal.launchdarkly``) on the loopback port of the plan's
+``traffic.launchdarkly.api_url``, with an API token (for golive) and an SDK key (for the slots)
+generated into 0600 files; the slots then get ``FLAG_PROVIDER=launchdarkly``,
+``LAUNCHDARKLY_SDK_KEY_FILE`` and the stand-in as their SDK's base and stream URIs.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from typing import Any
 
 import httpx
 
-from golive.errors import TargetError
+from golive.errors import TargetError, UsageError
+from golive.plan import Plan
 from golive.smoke import Dependency
 from golive.targets.processes import ProcessRecord, spawn
 from golive.traffic.document import write_disabled
+from golive.traffic.launchdarkly import rehearsal_token_file
 
 RECORD = "emulators.json"
 BUREAU_KEY_FILE = "bureau-api-key"
+SDK_KEY_FILE = "launchdarkly-sdk-key"
 
 
 def data_files(home: Path) -> tuple[Path, Path]:
@@ -64,7 +73,11 @@ def _save(home: Path, data: dict[str, Any]) -> None:
 
 
 def _bureau_key(home: Path) -> Path:
-    path = home / "secrets" / BUREAU_KEY_FILE
+    return _secret_file(home / "secrets" / BUREAU_KEY_FILE)
+
+
+def _secret_file(path: Path) -> Path:
+    """A generated secret in a 0600 file (kept when it exists)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -129,6 +142,43 @@ def start(home: Path) -> dict[str, str]:
     return urls
 
 
+def start_launchdarkly(home: Path, plan: Plan) -> str:
+    """Start the LaunchDarkly stand-in on the plan's loopback API URL (idempotent); its URL."""
+    settings = plan.traffic.launchdarkly
+    url = httpx.URL(settings.api_url if settings else "")
+    if settings is None or url.host != "127.0.0.1" or url.scheme != "http" or not url.port:
+        raise UsageError(
+            "a rehearsal's LaunchDarkly is the stand-in on loopback: traffic.launchdarkly.api_url "
+            "must be http://127.0.0.1:PORT",
+            hint="deploy/golive/rehearsal-launchdarkly.yaml is an example",
+        )
+    data = _load(home)
+    token_file = _secret_file(rehearsal_token_file(plan))
+    sdk_key_file = _secret_file(home / "secrets" / SDK_KEY_FILE)
+    entry = data.get("launchdarkly") or {}
+    record = ProcessRecord.from_json(entry["process"]) if "process" in entry else None
+    base = f"http://127.0.0.1:{url.port}"
+    if record is None or not record.alive():
+        argv = [
+            *(sys.executable, "-m", "golive.rehearsal.launchdarkly", "--port", str(url.port)),
+            *("--project", settings.project, "--environment", settings.environment),
+            *("--flag-key", plan.traffic.flag_key),
+            *("--api-token-env", "STANDIN_API_TOKEN", "--sdk-key-env", "STANDIN_SDK_KEY"),
+        ]
+        env = {
+            **os.environ,
+            "STANDIN_API_TOKEN": token_file.read_text(encoding="utf-8").strip(),
+            "STANDIN_SDK_KEY": sdk_key_file.read_text(encoding="utf-8").strip(),
+        }
+        record = spawn(argv, env, home / "logs" / "launchdarkly.log", home)
+        entry = {"process": record.to_json(), "url": base}
+    data["launchdarkly"] = entry
+    data["launchdarkly_sdk_key_file"] = str(sdk_key_file)
+    _save(home, data)
+    _wait_healthy("LaunchDarkly", record, base + HEALTH["launchdarkly"][1])
+    return base
+
+
 def slot_env(home: Path) -> dict[str, str]:
     """The variables a slot needs to reach the emulators and the flag file (empty: none)."""
     data = _load(home)
@@ -140,6 +190,12 @@ def slot_env(home: Path) -> dict[str, str]:
         env["BUREAU_API_KEY_FILE"] = str(data["bureau_key_file"])
     if data.get("flag_file"):
         env["FLAGD_OFFLINE_FLAG_SOURCE_PATH"] = str(data["flag_file"])
+    if data.get("launchdarkly"):
+        url = str(data["launchdarkly"]["url"])
+        env["FLAG_PROVIDER"] = "launchdarkly"
+        env["LAUNCHDARKLY_SDK_KEY_FILE"] = str(data["launchdarkly_sdk_key_file"])
+        env["LAUNCHDARKLY_BASE_URI"] = url
+        env["LAUNCHDARKLY_STREAM_URI"] = url
     return env
 
 
@@ -147,6 +203,7 @@ def slot_env(home: Path) -> dict[str, str]:
 HEALTH = {
     "legacy": ("legacy system", "/legacy/health", {"status": "UP"}),
     "bureau": ("credit bureau", "/health", {"status": "ok"}),
+    "launchdarkly": ("LaunchDarkly", "/health", {"status": "ok"}),
 }
 
 
@@ -164,7 +221,7 @@ def stop(home: Path) -> list[str]:
     """Stop the emulators this state directory recorded, by pid; the flag file is removed."""
     data = _load(home)
     stopped = []
-    for name in ("legacy", "bureau"):
+    for name in ("legacy", "bureau", "launchdarkly"):
         entry = data.get(name) or {}
         if "process" in entry:
             record = ProcessRecord.from_json(entry["process"])

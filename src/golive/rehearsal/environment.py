@@ -98,6 +98,9 @@ def up(plan: Plan, observer: Observer | None = None) -> LocalTarget:
         say(seed(target, plan.rehearsal.clients, migrate=not previous))
         urls = emulators.start(target.home)
         say(f"legacy system on {urls['legacy']}, credit bureau on {urls['bureau']} (emulators)")
+        if plan.traffic.flag_provider == "launchdarkly":
+            url = emulators.start_launchdarkly(target.home, plan)
+            say(f"LaunchDarkly stand-in on {url} (the slots' SDKs stream the flag from it)")
         say(cache.start(target.home))
         record_emulators(target)
         target.deploy("blue")

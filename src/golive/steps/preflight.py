@@ -2,7 +2,9 @@
 
 The target (router up, blue serving), the database (a ``SELECT 1`` and its size), the secrets
 the plan requires (each present as a variable or a ``<NAME>_FILE``), and free disk for the
-backup (the database size times the plan's headroom). Then the plan's pre-deployment checklist
+backup (the database size times the plan's headroom), and the flag store: every flag of the
+flag set disabled or at 0% (story AC 5: the go-live starts with every client on legacy; a flag
+already serving clients is named). Then the plan's pre-deployment checklist
 (``golive.checklist``: security scan, staging tests, rollback tested, on-call notified), each
 item journaled with its evidence (``checklist_checked``). Any failure -- of a required checklist
 item too -- stops the go-live with nothing changed.
@@ -22,6 +24,7 @@ from golive.plan import Plan
 from golive.steps.base import StepContext, StepResult
 from golive.targets import procedures
 from golive.targets.base import Check
+from golive.traffic import create as traffic_flag
 
 # The database the URL names, and its size in bytes.
 DatabaseProbe = Callable[[str], tuple[str, int]]
@@ -86,6 +89,8 @@ class Preflight:
         if not failed:
             checks += self._database_and_disk(ctx)
             checks.append(self._secrets(ctx))
+            if ctx.plan.traffic.flag_provider and ctx.plan.traffic.stages:
+                checks.append(self._flags(ctx))
             if ctx.plan.auth is not None:
                 checks.append(self._credentials(ctx))
                 if ctx.plan.auth.jwks_url and checks[-1].passed:
@@ -158,6 +163,25 @@ class Preflight:
                 f"{need / 1e6:.1f} MB needed",
             ),
         ]
+
+    def _flags(self, ctx: StepContext) -> Check:
+        """Every flag of the store's flag set is disabled or at 0%: no client leaves legacy
+        before the first traffic stage."""
+        try:
+            flag = traffic_flag(ctx.plan, ctx.target)
+            try:
+                weights = dict(flag.stored_weights())
+            finally:
+                close = getattr(flag, "close", None)
+                if close is not None:
+                    close()
+        except GoLiveError as exc:
+            return Check("flags", False, f"cannot read the flag set: {exc.message}")
+        serving = {key: weight for key, weight in weights.items() if weight}
+        if serving:
+            named = ", ".join(f"{key} at {weight}%" for key, weight in sorted(serving.items()))
+            return Check("flags", False, f"not disabled or at 0%: {named}")
+        return Check("flags", True, f"{len(weights)} flag(s), each disabled or at 0%")
 
     def _secrets(self, ctx: StepContext) -> Check:
         provided = {**os.environ, **ctx.target.service_env()}

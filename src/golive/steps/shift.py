@@ -150,7 +150,11 @@ class TrafficStage:
     def undo(self, ctx: StepContext) -> str | None:
         flag = flag_for(ctx)
         weights = flag.read_weights()
-        if weights and all(w <= self.previous_weight for w in weights.values()):
+        # The store too: a weight it accepted that no instance has seen yet would reach them
+        # later (a stalled stream, a slow kubelet) if it were left there.
+        stored = flag.stored_weights().get(flag.key, 0)
+        settled = stored <= self.previous_weight
+        if weights and settled and all(w <= self.previous_weight for w in weights.values()):
             rolled = [
                 e
                 for e in ctx.journal.events()
@@ -171,11 +175,8 @@ class TrafficStage:
         return self.stage.dwell_s
 
     def manual(self, plan: Plan) -> list[str]:
-        key = plan.traffic.flag_key
         commands = [
-            f"# set the `{key}` fractional weights to [{self.stage.weight}, "
-            f"{100 - self.stage.weight}] (new, legacy)",
-            f"kubectl -n {plan.target.namespace} edit configmap credit-assessment-flags",
+            *_set_by_hand(plan, self.stage.weight),
             "# wait until every pod's GET /flags reports the new flagSetVersion and weight",
             f"# then judge error rate, latency and decision mismatch (new vs legacy) every "
             f"{plan.traffic.interval_s:g}s for {self.stage.dwell_s / 3600:g} h before the next "
@@ -188,6 +189,31 @@ class TrafficStage:
                 approve_command(plan),
             ]
         return commands
+
+
+def _set_by_hand(plan: Plan, weight: int) -> list[str]:
+    """The command that sets the stage's weight by hand, for the plan's flag provider."""
+    key = plan.traffic.flag_key
+    ld = plan.traffic.launchdarkly
+    if plan.traffic.flag_provider == "launchdarkly" and ld is not None:
+        serve = "fallthrough" if ld.rule is None else f"rules/{ld.rule}"
+        weights = f"/environments/{ld.environment}/{serve}/rollout/variations"
+        patch = (
+            f'{{"patch": [{{"op": "replace", "path": "{weights}/0/weight", "value": '
+            f'{weight * 1000}}}, {{"op": "replace", "path": "{weights}/1/weight", "value": '
+            f'{(100 - weight) * 1000}}}, {{"op": "replace", "path": '
+            f'"/environments/{ld.environment}/on", "value": true}}]}}'
+        )
+        return [
+            f"# LaunchDarkly: rule rollout of `{key}` to {weight}% (weights in thousandths)",
+            f'curl -sSf -X PATCH "{ld.api_url}/api/v2/flags/{ld.project}/{key}" '
+            f'-H "Authorization: ${ld.api_token_env}" -H "Content-Type: application/json" '
+            f"-d '{patch}'",
+        ]
+    return [
+        f"# set the `{key}` fractional weights to [{weight}, {100 - weight}] (new, legacy)",
+        f"kubectl -n {plan.target.namespace} edit configmap credit-assessment-flags",
+    ]
 
 
 class _Watch:

@@ -190,6 +190,11 @@ class TrafficFlag(Protocol):
         """The weight each serving instance evaluates now, by instance name."""
         ...
 
+    def stored_weights(self) -> Mapping[str, int]:
+        """Every flag of the store's flag set and the share of clients it serves its ``on``
+        value (0: disabled, or enabled at 0%), read from the store itself."""
+        ...
+
 
 class PolledFlag:
     """What every provider's flag does the same way: read the weights back from its poller."""

@@ -135,6 +135,12 @@ class ConfigMapFlag(PolledFlag):
             return
         self._kubectl("patch", "configmap", self.name, "--type", "merge", "-p", patch)
 
+    def stored_weights(self) -> dict[str, int]:
+        """Every flag of the ConfigMap's file and the share it serves ``on`` (0: disabled or
+        at 0%)."""
+        document = self._document()
+        return {key: weight_of(document, key) for key in document.get("flags") or {}}
+
     def version(self) -> str:
         """The flag-set version pods report once they load the ConfigMap's current file."""
         return flag_set_version(self._content())

@@ -116,6 +116,11 @@ class FlagdFileFlag(PolledFlag):
         """The weight the file asks for (what instances should converge on)."""
         return weight_of(self._document(), self.key)
 
+    def stored_weights(self) -> dict[str, int]:
+        """Every flag of the file and the share it serves ``on`` (0: disabled or at 0%)."""
+        document = self._document()
+        return {key: weight_of(document, key) for key in document.get("flags") or {}}
+
     def version(self) -> str | None:
         """The flag-set version instances report once they load the current file."""
         try:

@@ -125,7 +125,7 @@ def test_flags_start_disabled(rendered):
     flags = json.loads(config_map["data"]["flags.json"])["flags"]
     assert "new-credit-assessment-enabled" in flags
     for key, flag in flags.items():
-        assert flag["state"] == "ENABLED", key
+        assert flag["state"] == "DISABLED", key
         assert flag["variants"][flag["defaultVariant"]] is False, key
         for variant, weight in (flag.get("targeting") or {}).get("fractional", []):
             if flag["variants"][variant]:

@@ -1,4 +1,5 @@
-"""Flag providers against real HTTP servers: instances answering /flags, a LaunchDarkly stand-in."""
+"""Flag providers against real HTTP servers: instances answering /flags (LaunchDarkly: see
+test_launchdarkly_flag.py, against the rehearsal's stand-in and the real SDK)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from golive.errors import TrafficFlagError
 from golive.traffic.base import FLAG_KEY
 from golive.traffic.document import weight_of
 from golive.traffic.flagd import FlagdFileFlag
-from golive.traffic.launchdarkly import LaunchDarklyFlag
 from tests.integration.traffic.conftest import Recorded, json_answer
 
 
@@ -68,77 +68,3 @@ def test_an_instance_that_never_converges_is_named(tmp_path: Path, stub_server) 
         caught.value
     )
     assert stuck.url in str(caught.value) and good.url not in str(caught.value)
-
-
-class LaunchDarklyStandIn:
-    """Answers like LaunchDarkly's REST API: JSON-patches the flag it holds, serves it on GET."""
-
-    def __init__(self) -> None:
-        self.flag = {
-            "key": FLAG_KEY,
-            "environments": {
-                "production": {
-                    "rules": [
-                        {
-                            "rollout": {
-                                "variations": [
-                                    {"variation": 0, "weight": 0},
-                                    {"variation": 1, "weight": 100000},
-                                ]
-                            }
-                        }
-                    ]
-                }
-            },
-        }
-
-    def __call__(self, request: Recorded) -> tuple[int, str, bytes]:
-        if not request.path.startswith(f"/api/v2/flags/production/{FLAG_KEY}"):
-            return json_answer(404, {"code": "not_found", "message": "Unknown resource"})
-        if request.headers.get("Authorization") != "test-api-key":
-            return json_answer(401, {"code": "unauthorized", "message": "Invalid access token"})
-        if request.method == "PATCH":
-            for op in json.loads(request.body)["patch"]:
-                assert op["op"] == "replace"
-                *parents, leaf = op["path"].strip("/").split("/")
-                node = self.flag
-                for part in parents:
-                    node = node[int(part)] if isinstance(node, list) else node[part]
-                node[int(leaf) if isinstance(node, list) else leaf] = op["value"]
-            weights = [
-                v["weight"]
-                for v in self.flag["environments"]["production"]["rules"][0]["rollout"][
-                    "variations"
-                ]
-            ]
-            if sum(weights) != 100000:
-                return json_answer(
-                    400, {"code": "invalid_request", "message": "weights must sum to 100000"}
-                )
-        return json_answer(200, self.flag)
-
-
-def test_launchdarkly_patch_against_a_local_stand_in(stub_server, monkeypatch) -> None:
-    api = stub_server(LaunchDarklyStandIn())
-    monkeypatch.setenv("LD_API_KEY", "test-api-key")
-    flag = LaunchDarklyFlag(base_url=api.url)
-    for percent in (10, 50, 100):
-        flag.set_weight(percent)
-        assert flag.weight() == percent
-    patch = next(r for r in api.requests if r.method == "PATCH")
-    assert patch.path == f"/api/v2/flags/production/{FLAG_KEY}"
-    assert json.loads(patch.body)["patch"][0] == {
-        "op": "replace",
-        "path": "/environments/production/rules/0/rollout/variations/0/weight",
-        "value": 10000,
-    }
-    assert patch.headers["Content-Type"] == "application/json"
-
-
-def test_launchdarkly_refusal_is_reported_without_the_key(stub_server) -> None:
-    api = stub_server(LaunchDarklyStandIn())
-    flag = LaunchDarklyFlag(base_url=api.url, api_key="wrong-key-123", attempts=1)
-    with pytest.raises(TrafficFlagError) as caught:
-        flag.set_weight(10)
-    assert "answered 401: Invalid access token" in str(caught.value)
-    assert "wrong-key-123" not in str(caught.value)

@@ -54,6 +54,9 @@ class MemoryFlag:
     def read_weights(self) -> dict[str, int]:
         return {"http://fake-green": self.weight}
 
+    def stored_weights(self) -> dict[str, int]:
+        return {self.key: self.weight}
+
 
 class OperatorClock(Clock):
     """Virtual time; after each sleep the operator (the test) may act on what the run did."""

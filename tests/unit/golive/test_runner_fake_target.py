@@ -3,6 +3,7 @@ the lock, interrupts, operator requests — and real steps on the fake where the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,31 @@ def test_a_run_killed_while_rolling_back_finishes_the_rollback_on_resume(tmp_pat
     assert caught.value.exit_code == 13 and caught.value.step == "c"
     assert log.events == ["undo:c", "undo:b", "undo:a"]  # c is never run again
     assert journal.state().outcome == "rolled_back"
+
+
+def test_a_flag_already_serving_clients_stops_the_preflight_naming_it(tmp_path, monkeypatch):
+    from golive.traffic.document import flag_definition, write_disabled
+    from golive.traffic.flagd import flag_file
+
+    monkeypatch.setenv("JWT_SECRET", "x" * 40)
+    plan = make_plan(tmp_path)
+    path = flag_file(plan)
+    write_disabled(path)  # what `golive up` writes: every client on legacy
+    real = [Preflight(probe=no_database)]
+    journal = Runner(plan, FakeTarget(), steps=real).run()
+    assert '"name": "flags", "passed": true' in journal.path.read_text(encoding="utf-8")
+
+    document = {
+        "flags": {
+            "new-credit-assessment-enabled": flag_definition(0),  # enabled at 0%: fine
+            "instant-payouts": flag_definition(10),
+            "dark-mode": {"state": "DISABLED", "variants": {"on": True}, "defaultVariant": "on"},
+        }
+    }
+    path.write_text(json.dumps(document), encoding="utf-8")
+    target = FakeTarget()
+    with pytest.raises(TargetUnreachableError) as caught:
+        Runner(plan, target, steps=[*real, DeployGreen()]).run()
+    assert "flags: not disabled or at 0%: instant-payouts at 10%" in caught.value.message
+    assert "dark-mode" not in caught.value.message
+    assert target.calls == ["preflight"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ from golive.errors import TrafficFlagError
 from golive.traffic.base import FLAG_KEY
 from golive.traffic.configmap import ConfigMapFlag, kubectl_runner
 from golive.traffic.document import weight_of
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 class FakeKubectl:
@@ -42,6 +45,22 @@ def test_set_weight_patches_only_the_traffic_flag() -> None:
         assert document["flags"]["another-flag"] == other
     assert kubectl.data["other.json"] == "{}"
     assert [c[2] for c in kubectl.calls] == ["get", "patch"] * 4
+
+
+def test_the_shipped_disabled_flag_is_enabled_by_the_first_weight() -> None:
+    shipped = json.loads((REPO / "deploy/k8s/production/flags.json").read_text(encoding="utf-8"))
+    assert shipped["flags"][FLAG_KEY]["state"] == "DISABLED"
+    kubectl = FakeKubectl(shipped)
+    flag = ConfigMapFlag("credit-assessment", run=kubectl)
+    assert flag.stored_weights() == {FLAG_KEY: 0}
+    flag.set_weight(10)
+    document = json.loads(kubectl.data["flags.json"])
+    assert document["flags"][FLAG_KEY]["state"] == "ENABLED"
+    assert flag.stored_weights() == {FLAG_KEY: 10}
+    flag.set_weight(0)
+    document = json.loads(kubectl.data["flags.json"])
+    assert document["flags"][FLAG_KEY]["state"] == "ENABLED"
+    assert flag.stored_weights() == {FLAG_KEY: 0}
 
 
 def test_invalid_json_in_the_configmap_is_not_overwritten() -> None:

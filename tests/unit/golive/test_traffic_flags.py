@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from golive import traffic
-from golive.errors import TrafficFlagError
+from golive.errors import CredentialError, TrafficFlagError
 from golive.traffic.base import FLAG_KEY, verify_weight
-from golive.traffic.document import flag_definition, weight_of
+from golive.traffic.document import flag_definition, weight_of, write_disabled
 from golive.traffic.flagd import FlagdFileFlag
-from golive.traffic.launchdarkly import LaunchDarklyFlag, api_key_from
+from golive.traffic.launchdarkly import LaunchDarklyFlag, api_token_from
 
 
 def test_file_shape_at_every_weight(tmp_path: Path) -> None:
@@ -35,6 +35,21 @@ def test_file_shape_at_every_weight(tmp_path: Path) -> None:
         assert flag.version() == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["flags.json"]  # no temporary left
+
+
+def test_the_first_weight_enables_a_disabled_flag_and_zero_leaves_it_enabled(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    write_disabled(path)
+    flag = FlagdFileFlag(path)
+    assert flag.weight() == 0 and flag.stored_weights() == {FLAG_KEY: 0}
+    flag.set_weight(10)
+    assert json.loads(path.read_text())["flags"][FLAG_KEY]["state"] == "ENABLED"
+    assert flag.weight() == 10 and flag.stored_weights() == {FLAG_KEY: 10}
+    flag.set_weight(0)  # a rollback: enabled at 0%, one write away from the weight it undid
+    assert json.loads(path.read_text())["flags"][FLAG_KEY]["state"] == "ENABLED"
+    assert flag.weight() == 0
 
 
 def test_other_flags_and_keys_are_kept(tmp_path: Path) -> None:
@@ -142,54 +157,190 @@ def test_an_unknown_provider_fails_loudly_naming_the_registered_ones() -> None:
 # --------------------------------------------------------------------------- LaunchDarkly
 
 
-def test_launchdarkly_patch_is_the_story_s(monkeypatch) -> None:
-    seen: list[httpx.Request] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={})
-
-    flag = LaunchDarklyFlag(api_key="api-secret-1", transport=httpx.MockTransport(handle))
-    flag.set_weight(10)
-    (request,) = seen
-    assert request.method == "PATCH"
-    assert request.url.path == "/api/v2/flags/production/new-credit-assessment-enabled"
-    assert request.headers["Authorization"] == "api-secret-1"
-    body = json.loads(request.content)
-    assert body["patch"][0] == {
-        "op": "replace",
-        "path": "/environments/production/rules/0/rollout/variations/0/weight",
-        "value": 10000,
+def ld_flag(percent: int, *, on: bool = True, version: int = 7) -> dict[str, object]:
+    """The REST shape of the flag: rule 0's rollout on variations 0 (true) and 1."""
+    rollout = {
+        "variations": [
+            {"variation": 0, "weight": percent * 1000},
+            {"variation": 1, "weight": (100 - percent) * 1000},
+        ]
     }
-    assert body["patch"][1]["value"] == 90000
-    only = LaunchDarklyFlag(api_key="k", complement_variation=None)
-    assert len(only.patch_body(50)["patch"]) == 1
+    return {
+        "key": FLAG_KEY,
+        "variations": [{"value": True}, {"value": False}],
+        "environments": {
+            "production": {"on": on, "version": version, "rules": [{"rollout": rollout}]}
+        },
+    }
+
+
+class FakeLaunchDarkly:
+    """Answers in turn from ``answers`` (a status, an exception, or None: the flag as it is);
+    a PATCH that is answered 200 moves the flag to the weight asked for."""
+
+    def __init__(self, *answers: object, percent: int = 0, on: bool = False) -> None:
+        self.answers = list(answers)
+        self.flag = ld_flag(percent, on=on)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, httpx.Response):
+            return answer
+        if request.method == "PATCH":
+            weight = json.loads(request.content)["patch"][0]["value"] // 1000
+            version = self.flag["environments"]["production"]["version"] + 1  # type: ignore[index]
+            self.flag = ld_flag(weight, version=version)
+        return httpx.Response(200, json=self.flag)
+
+    def ld(self, **options: object) -> LaunchDarklyFlag:
+        self.sleeps: list[float] = []
+        return LaunchDarklyFlag(
+            api_token="api-secret-1",
+            transport=httpx.MockTransport(self),
+            sleep=self.sleeps.append,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+def test_launchdarkly_patch_is_the_story_s_and_turns_the_flag_on() -> None:
+    fake = FakeLaunchDarkly()
+    flag = fake.ld()
+    flag.set_weight(10)
+    patch, read = fake.requests
+    assert patch.method == "PATCH" and read.method == "GET"
+    assert patch.url.path == "/api/v2/flags/production/new-credit-assessment-enabled"
+    assert read.url.params["env"] == "production"
+    assert patch.headers["Authorization"] == "api-secret-1"
+    body = json.loads(patch.content)
+    assert body["patch"] == [
+        {
+            "op": "replace",
+            "path": "/environments/production/rules/0/rollout/variations/0/weight",
+            "value": 10000,
+        },
+        {
+            "op": "replace",
+            "path": "/environments/production/rules/0/rollout/variations/1/weight",
+            "value": 90000,
+        },
+        {"op": "replace", "path": "/environments/production/on", "value": True},
+    ]
+    assert flag.weight() == 10
+    fallthrough = LaunchDarklyFlag(api_token="k", rule=None, complement_variation=None)
+    paths = [op["path"] for op in fallthrough.patch_body(50)["patch"]]
+    assert paths == [
+        "/environments/production/fallthrough/rollout/variations/0/weight",
+        "/environments/production/on",
+    ]
     assert "api-secret-1" not in repr(flag)
 
 
-def test_launchdarkly_errors_never_show_the_key() -> None:
-    transport = httpx.MockTransport(
-        lambda r: httpx.Response(401, json={"message": "Invalid account ID header"})
+def test_launchdarkly_weight_is_zero_while_the_flag_is_off() -> None:
+    fake = FakeLaunchDarkly(percent=50, on=False)
+    assert fake.ld().weight() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "says"),
+    [
+        (401, CredentialError, "refused the API token (401"),
+        (403, CredentialError, "may not PATCH flag production/"),
+        (404, TrafficFlagError, "has no flag production/new-credit-assessment-enabled"),
+        (409, TrafficFlagError, "as a conflict (409"),
+        (400, TrafficFlagError, "refused the patch of flag"),
+    ],
+)
+def test_launchdarkly_refusals_are_named_and_never_show_the_token(status, error, says) -> None:
+    refusal = httpx.Response(status, json={"message": "said by LaunchDarkly"})
+    fake = FakeLaunchDarkly(refusal)
+    with pytest.raises(error) as caught:
+        fake.ld().set_weight(50)
+    assert says in caught.value.message
+    assert "api-secret-1" not in f"{caught.value.message} {caught.value.hint}"
+    assert len(fake.requests) == 1 and fake.sleeps == []  # a refusal is not retried
+
+
+def test_launchdarkly_rate_limits_wait_their_retry_after_within_the_bound() -> None:
+    fake = FakeLaunchDarkly(
+        httpx.Response(429, headers={"Retry-After": "3"}),
+        httpx.Response(429, headers={"Retry-After": "600"}),
     )
-    flag = LaunchDarklyFlag(api_key="api-secret-2", transport=transport, attempts=1)
-    with pytest.raises(TrafficFlagError) as caught:
-        flag.set_weight(50)
-    assert "answered 401: Invalid account ID header" in str(caught.value)
-    assert "api-secret-2" not in str(caught.value)
-
-
-def test_launchdarkly_retries_rate_limits() -> None:
-    answers = iter([httpx.Response(429), httpx.Response(200, json={})])
-    flag = LaunchDarklyFlag(api_key="k", transport=httpx.MockTransport(lambda r: next(answers)))
+    flag = fake.ld(max_retry_after_s=20)
     flag.set_weight(50)
+    assert fake.sleeps == [3.0, 20.0]
+    assert [r.method for r in fake.requests] == ["PATCH", "PATCH", "PATCH", "GET"]
 
 
-def test_api_key_from_environment_or_file(tmp_path: Path) -> None:
-    assert api_key_from({"LD_API_KEY": "a "}) == "a"
-    key_file = tmp_path / "key"
-    key_file.write_text("from-file\n")
-    assert api_key_from({"LD_API_KEY_FILE": str(key_file)}) == "from-file"
-    with pytest.raises(TrafficFlagError, match="no LaunchDarkly API key"):
-        api_key_from({})
-    with pytest.raises(TrafficFlagError, match="cannot read LD_API_KEY_FILE"):
-        api_key_from({"LD_API_KEY_FILE": str(tmp_path / "absent")})
+def test_launchdarkly_server_errors_are_retried_a_bounded_number_of_times() -> None:
+    fake = FakeLaunchDarkly(httpx.Response(503), httpx.Response(500), httpx.Response(502))
+    with pytest.raises(TrafficFlagError) as caught:
+        fake.ld(attempts=3).set_weight(10)
+    assert "answered 502 3 times" in caught.value.message
+    assert "unchanged at 0%" in caught.value.message  # read after: nothing was applied
+    assert [r.method for r in fake.requests] == ["PATCH", "PATCH", "PATCH", "GET"]
+    assert len(fake.sleeps) == 2
+
+
+def test_launchdarkly_a_patch_applied_but_unanswered_stands() -> None:
+    class AppliedThenLost(FakeLaunchDarkly):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            answer = super().__call__(request)
+            if request.method == "PATCH":
+                raise httpx.ReadTimeout("lost", request=request)
+            return answer
+
+    fake = AppliedThenLost()
+    flag = fake.ld(attempts=1)
+    flag.set_weight(10)
+    assert flag.weight() == 10
+
+
+def test_launchdarkly_a_weight_changed_meanwhile_is_an_error() -> None:
+    fake = FakeLaunchDarkly(None, httpx.Response(200, json=ld_flag(30)))
+    with pytest.raises(TrafficFlagError, match="reads back 30%"):
+        fake.ld().set_weight(10)
+
+
+def test_launchdarkly_flag_set_names_each_flag_s_share() -> None:
+    other = ld_flag(25) | {"key": "instant-payouts"}
+    off = ld_flag(80, on=False) | {"key": "dark-mode"}
+    listing = httpx.Response(200, json={"items": [ld_flag(0), other, off]})
+    fake = FakeLaunchDarkly(listing)
+    assert fake.ld().stored_weights() == {FLAG_KEY: 0, "instant-payouts": 25, "dark-mode": 0}
+    assert fake.requests[0].url.path == "/api/v2/flags/production"
+
+
+def test_api_token_from_the_plan_s_variable_or_its_file(tmp_path: Path) -> None:
+    assert api_token_from("LD_TOKEN", {"LD_TOKEN": "a "}) == "a"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    assert api_token_from("LD_TOKEN", {"LD_TOKEN_FILE": str(token_file)}) == "from-file"
+    assert api_token_from("LD_TOKEN", {}, fallback=token_file) == "from-file"
+    with pytest.raises(CredentialError, match="LD_TOKEN and LD_TOKEN_FILE are unset"):
+        api_token_from("LD_TOKEN", {}, fallback=tmp_path / "absent")
+    with pytest.raises(CredentialError, match="cannot read the LaunchDarkly API token file"):
+        api_token_from("LD_TOKEN", {"LD_TOKEN_FILE": str(tmp_path / "absent")})
+
+
+def test_launchdarkly_flag_set_is_read_page_by_page(monkeypatch) -> None:
+    from golive.traffic import launchdarkly
+
+    monkeypatch.setattr(launchdarkly, "PAGE", 2)
+    flags = [ld_flag(0) | {"key": f"flag-{n}"} for n in range(5)]
+    flags[3] = ld_flag(40) | {"key": "flag-3"}
+    offsets: list[int] = []
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        offsets.append(offset)
+        return httpx.Response(
+            200, json={"items": flags[offset : offset + limit], "totalCount": len(flags)}
+        )
+
+    flag = LaunchDarklyFlag(api_token="k", transport=httpx.MockTransport(listing))
+    assert flag.stored_weights() == {f"flag-{n}": 40 if n == 3 else 0 for n in range(5)}
+    assert offsets == [0, 2, 4]

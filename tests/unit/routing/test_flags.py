@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from credit_assessment.routing import FLAG_KEY
-from credit_assessment.routing.flags import FlagFileError, TrafficFlag, parse_flag_file
+from credit_assessment.routing.flags import FlagdFileFlag, FlagFileError, parse_flag_file
 
 
 def flag_document(weight: int, state: str = "ENABLED") -> dict[str, object]:
@@ -85,7 +85,7 @@ def test_bad_files_are_rejected_with_a_reason(content: bytes) -> None:
 
 async def test_clients_stick_to_their_engine_as_the_weight_rises(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
-    flag = TrafficFlag(path, tmp_path)
+    flag = FlagdFileFlag(path, tmp_path)
     clients = [uuid.uuid4() for _ in range(2000)]
     on_by_stage = []
     for stage, weight in enumerate((10, 50, 100)):
@@ -103,7 +103,7 @@ async def test_clients_stick_to_their_engine_as_the_weight_rises(tmp_path: Path)
 
 async def test_missing_then_invalid_files_never_replace_good_flags(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
-    flag = TrafficFlag(path, tmp_path)
+    flag = FlagdFileFlag(path, tmp_path)
     flag.reload()
     assert flag.problem is not None and "unreadable" in flag.problem
     assert flag.enabled_for(uuid.uuid4()) is False  # no flags: the safe default, legacy
