@@ -18,7 +18,13 @@ from golive.errors import GateRolledBack
 from golive.report import series
 from golive.traffic import create
 from tests.integration.golive.plans import needs_haproxy
-from tests.integration.golive.traffic_rig import IdLoad, Rig, StageRun, start_rig
+from tests.integration.golive.traffic_rig import (
+    IdLoad,
+    Rig,
+    StageRun,
+    launchdarkly_traffic,
+    start_rig,
+)
 
 pytestmark = [needs_haproxy, pytest.mark.slow]
 
@@ -110,3 +116,25 @@ def test_flipped_segment_beyond_tolerance_rolls_back(rig: Rig) -> None:
     )
     assert_rolled_back(run, rig, "decision_mismatch")
     assert load.result.failed == 0
+
+
+@pytest.fixture(scope="module")
+def launchdarkly_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Rig, dict]]:
+    """The same rig with the flag in the LaunchDarkly stand-in: the slots' real SDKs stream it,
+    golive patches it through the REST API and reads it back from every instance."""
+    traffic = launchdarkly_traffic()
+    for rig in start_rig(tmp_path_factory.mktemp("traffic-faults-ld"), **traffic):
+        yield rig, traffic
+
+
+def test_new_path_errors_roll_back_through_launchdarkly(
+    launchdarkly_rig: tuple[Rig, dict[str, Any]],
+) -> None:
+    rig, traffic = launchdarkly_rig
+    run, load = run_with_fault(rig, "errors-ld", {"errorRate": 0.10}, **traffic)
+    assert_rolled_back(run, rig, "error_rate")
+    shifted = [e for e in run.events if e["event"] == "traffic_shifted"]
+    assert [e["weight"] for e in shifted] == [10, 50]
+    for event in shifted:  # read back through each instance's SDK
+        assert event["instances"] and set(event["instances"].values()) == {event["weight"]}
+    assert load.result.statuses().get(500, 0) > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -219,14 +220,32 @@ class Rig:
         return StageRun(runner.journal, error, runner.journal.events(), fault_at)
 
 
-def start_rig(directory: Path) -> Iterator[Rig]:
+def launchdarkly_traffic() -> dict[str, Any]:
+    """The traffic flag in the LaunchDarkly stand-in (on a free loopback port) instead of a flagd
+    file: what ``start_rig`` and ``plan_with`` take to run the stages through LaunchDarkly."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    return {
+        "flag_provider": "launchdarkly",
+        "launchdarkly": {
+            "project": "production",
+            "environment": "production",
+            "api_url": f"http://127.0.0.1:{port}",
+            "rule": 0,
+        },
+    }
+
+
+def start_rig(directory: Path, **traffic: Any) -> Iterator[Rig]:
     """The environment, blue serving with its two workers: one worker takes a fault switch and
     the other follows it within FAULT_POLL_S; one worker alone would be CPU-bound at the load's
-    250 requests/s on 2 cores, and a saturated slot answers late, so its gates judge late."""
+    250 requests/s on 2 cores, and a saturated slot answers late, so its gates judge late.
+    ``traffic`` replaces keys of FAST_TRAFFIC (for example ``launchdarkly_traffic()``)."""
     plan_path = write_plan(
         directory,
         rehearsal={"clients": 2000, "monitoring": False},
-        traffic=FAST_TRAFFIC,
+        traffic={**FAST_TRAFFIC, **traffic},
     )
     plan = load(plan_path)
     target = environment.local_target(plan)
