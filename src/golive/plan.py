@@ -308,7 +308,7 @@ class Contact(_Strict):
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-def _hh_mm(text: str, field: str) -> str:
+def _hh_mm(text: str, field: str, example: str = "22:00") -> str:
     hours, _, minutes = text.partition(":")
     if not (
         len(hours) == 2
@@ -318,7 +318,7 @@ def _hh_mm(text: str, field: str) -> str:
         and int(hours) < 24
         and int(minutes) < 60
     ):
-        raise ValueError(f"{field} must be a 24-hour time HH:MM such as 22:00, not {text!r}")
+        raise ValueError(f"{field} must be a 24-hour time HH:MM such as {example}, not {text!r}")
     return text
 
 
@@ -418,17 +418,7 @@ class Review(_Strict):
     @field_validator("at")
     @classmethod
     def _clock(cls, at: str) -> str:
-        hours, _, minutes = at.partition(":")
-        if not (
-            len(hours) == 2
-            and len(minutes) == 2
-            and hours.isdigit()
-            and minutes.isdigit()
-            and int(hours) < 24
-            and int(minutes) < 60
-        ):
-            raise ValueError(f"at must be a 24-hour time HH:MM such as 10:00, not {at!r}")
-        return at
+        return _hh_mm(at, "at", "10:00")
 
     @field_validator("timezone")
     @classmethod
