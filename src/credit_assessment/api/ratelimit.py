@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from credit_assessment.api.problems import Problem
+from credit_assessment.sources.report_cache import redis_client
 
 log = structlog.get_logger()
 REDIS_KEY_PREFIX = "credit-assessment:rate:v1:"
@@ -85,16 +86,7 @@ class RedisRateLimiter:
         clock: Callable[[], float] = time.time,
         client: Any = None,
     ) -> None:
-        if client is None:
-            import redis.asyncio
-
-            client = redis.asyncio.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=socket_timeout_s,
-                retry_on_timeout=False,
-            )
-        self._redis = client
+        self._redis = client if client is not None else redis_client(url, socket_timeout_s)
         self.requests = requests
         self.window_s = window_s
         self.retry_after_s = retry_after_s

@@ -118,6 +118,19 @@ def report_from_json(text: str | bytes, client_id: UUID) -> BureauReport | None:
     return report if valid else None
 
 
+def redis_client(url: str, socket_timeout_s: float) -> Any:
+    """An asyncio Redis client that gives up fast: a slow Redis must cost a request a fraction of
+    a second, never hold it (callers fall back, and retry Redis only after a pause)."""
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        retry_on_timeout=False,
+    )
+
+
 class RedisReportCache:
     """Reports as JSON under ``REDIS_KEY_PREFIX + <client id>``, expired by Redis itself."""
 
@@ -130,16 +143,7 @@ class RedisReportCache:
         clock: Callable[[], float] = time.monotonic,
         client: Any = None,
     ) -> None:
-        if client is None:
-            import redis.asyncio
-
-            client = redis.asyncio.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=socket_timeout_s,
-                retry_on_timeout=False,
-            )
-        self._redis = client
+        self._redis = client if client is not None else redis_client(url, socket_timeout_s)
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.retry_after_s = retry_after_s
         self._clock = clock
