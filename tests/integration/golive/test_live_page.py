@@ -24,9 +24,9 @@ from golive.plan import Plan, load
 from golive.runner import Runner
 from golive.steps.base import StepContext, StepResult
 from golive.targets.fake import FakeTarget
+from tests.integration.golive.browser import CHROMIUM, HEADLESS
 
 REPO = Path(__file__).resolve().parents[3]
-CHROMIUM = Path("/usr/bin/chromium")
 
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -73,14 +73,7 @@ class Browser:
         self.process = subprocess.Popen(
             [
                 str(CHROMIUM),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *HEADLESS,
                 "--proxy-server=127.0.0.1:9",
                 "--remote-debugging-pipe",
                 f"--user-data-dir={profile}",

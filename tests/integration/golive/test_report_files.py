@@ -24,9 +24,9 @@ from golive.plan import parse
 from golive.runner import Runner
 from golive.targets.fake import FakeTarget
 from tests.golive_runs import RUN_ID, write_run
+from tests.integration.golive.browser import CHROMIUM, HEADLESS
 
 REPO = Path(__file__).resolve().parents[3]
-CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_SERVICES = {
     "clients2.google.com",
     "update.googleapis.com",
@@ -169,14 +169,7 @@ def test_the_page_opens_in_a_browser_with_the_network_off(tmp_path) -> None:
     flags = [
         *_no_network_prefix(),
         str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS,
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
     subprocess.run(
