@@ -92,8 +92,10 @@ def _runbook(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from golive import control
 
+    if args.resume and args.resume_or_start:
+        raise UsageError("--resume and --resume-or-start do not go together: choose one")
     if args.dry_run:
-        if args.resume:
+        if args.resume or args.resume_or_start:
             raise UsageError("--dry-run and --resume do not go together: a dry run changes nothing")
         print(control.dry_run(args.plan))
         return
@@ -107,7 +109,7 @@ def _run(args: argparse.Namespace) -> None:
         raise UsageError("--reason goes with --outside-window")
     control.run_plan(
         args.plan,
-        resume=args.resume,
+        resume=None if args.resume_or_start else args.resume,
         plain=args.plain,
         outside_window_reason=reason if args.outside_window else None,
     )
@@ -215,6 +217,12 @@ def _add_run(commands: Subcommands) -> None:
     run = commands.add_parser("run", help="run the go-live plan (journaled, resumable)")
     _plan_argument(run)
     run.add_argument("--resume", action="store_true", help="continue the unfinished go-live")
+    run.add_argument(
+        "--resume-or-start",
+        action="store_true",
+        help="continue the unfinished go-live, or start one; nothing when the latest run of "
+        "this plan succeeded (the in-cluster Job's command: a restarted pod resumes)",
+    )
     run.add_argument("--plain", action="store_true", help="plain progress lines, no live panel")
     run.add_argument(
         "--outside-window",

@@ -2,8 +2,11 @@
 
 The CLI delegates here. Each command loads and checks the plan, then acts on its target and state
 directory; a command that changes the router takes the run lock, and one that reaches a running
-go-live (rollback, pause, approve) asks it through its control file and waits for the
-acknowledgement.
+go-live (rollback, pause, approve) asks it through its control channel and waits for the
+acknowledgement. On a target with a ``Coordination`` (Kubernetes) the channel, the runner's
+status and who runs it are in the cluster (a ConfigMap and a Lease), so these commands reach a
+go-live running in its Job from any shell with access to the namespace; elsewhere they are the
+state directory's ``control.json``, journal and lock.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from golive.errors import (
     GoLiveError,
     RollbackFailed,
 )
-from golive.journal import Control, Journal, RunLock
+from golive.journal import Control, ControlChannel, Journal, RunLock
 from golive.plan import SLOT_NAMES, Plan
 from golive.runner import Runner
+from golive.targets.base import Coordination, Target
 
 
 def _load_plan(path: Path) -> Plan:
@@ -37,8 +41,10 @@ def _load_plan(path: Path) -> Plan:
 
 
 def run_plan(
-    path: Path, *, resume: bool, plain: bool, outside_window_reason: str | None = None
+    path: Path, *, resume: bool | None, plain: bool, outside_window_reason: str | None = None
 ) -> None:
+    """``resume``: True continues the unfinished run, False starts one, None (``--resume-or-
+    start``) decides from the journal."""
     from golive import targets
     from golive.report.progress import make_observer
 
@@ -76,18 +82,45 @@ def dry_run(path: Path) -> str:
             close()
 
 
-def status(path: Path) -> str:
+def _meeting_point(plan: Plan) -> tuple[Target, Coordination | None]:
+    """The plan's target and where its runners and operators meet beyond the state directory."""
     from golive import targets
 
+    target = targets.create(plan)
+    return target, target.coordination()
+
+
+def _channel(plan: Plan, coordination: Coordination | None) -> ControlChannel:
+    return coordination.control() if coordination is not None else Control(plan.state_dir.resolve())
+
+
+def _runner_running(plan: Plan, coordination: Coordination | None) -> bool:
+    if coordination is not None:
+        return coordination.holder() is not None
+    return RunLock(plan.state_dir.resolve()).held_elsewhere()
+
+
+def _published(coordination: Coordination) -> dict[str, Any] | None:
+    try:
+        return coordination.status()
+    except GoLiveError:
+        return None
+
+
+def status(path: Path) -> str:
     plan = _load_plan(path)
     state_dir = plan.state_dir.resolve()
     lock = RunLock(state_dir)
+    target, coordination = _meeting_point(plan)
     lines = [f"plan: {path} (release {plan.release.version}, {plan.target.kind} target)"]
+    if coordination is not None:
+        lines += _cluster_lines(coordination, path)
     if lock.held_elsewhere():
         lines.append(f"lock: held by pid {lock.holder()} — a golive command is running")
     journal = j.latest_run(state_dir)
     if journal is None:
-        lines.append("no go-live has run from this state directory")
+        if coordination is None:
+            lines.append("no go-live has run from this state directory")
     else:
         state = journal.state()
         lines.append(
@@ -107,7 +140,6 @@ def status(path: Path) -> str:
         lines.append(f"report:  {journal.run_dir / 'report.md'} (and report.html)")
         lines += _live_lines(journal, state, lock.held_elsewhere())
     try:
-        target = targets.create(plan)
         router = target.router_state()
         lines.append(f"router: new requests -> {router.active}; servers {router.servers}")
         for slot in SLOT_NAMES:
@@ -123,6 +155,51 @@ def status(path: Path) -> str:
     except GoLiveError as exc:
         lines.append(f"router: not reachable ({exc.message})")
     return "\n".join(lines)
+
+
+def _cluster_lines(coordination: Coordination, path: Path) -> list[str]:
+    """The go-live as its runner publishes it in the cluster (it may run in its Job)."""
+    try:
+        holder = coordination.holder()
+        published = coordination.status()
+    except GoLiveError as exc:
+        return [f"runner: could not be read ({exc.message})"]
+    lines = [f"runner: {holder}" if holder else "runner: none holds the Lease"]
+    if not published:
+        return [*lines, "no go-live has published its status in the cluster"]
+    where = f", at step {published.get('step')}" if published.get("step") else ""
+    title = f" ({published['step_title']})" if published.get("step_title") else ""
+    lines.append(
+        f"run {published.get('run_id')}: {published.get('outcome')}"
+        + (" (paused)" if published.get("paused") else "")
+        + where
+        + title
+    )
+    if published.get("weight") is not None:
+        lines.append(f"traffic: {published['weight']:g}% of legacy traffic to the new engine")
+    ends = published.get("dwell_ends")
+    if isinstance(ends, (int, float)) and not published.get("final"):
+        lines.append(f"dwell: {max(0.0, ends - time.time()):.0f}s left")
+    gates = published.get("gates") or {}
+    if gates:
+        figures = ", ".join(f"{k}={v}" for k, v in sorted((gates.get("figures") or {}).items()))
+        lines.append(
+            f"gates ({gates.get('step')}, {gates.get('at')}): {gates.get('verdict')}"
+            + (f" — {'; '.join(gates['reasons'])}" if gates.get("reasons") else "")
+            + (f"; {figures}" if figures else "")
+        )
+    waiting = published.get("awaiting_approval")
+    if waiting:
+        lines.append(
+            f"waiting for approval: {waiting.get('step')} ({waiting.get('weight')}%): "
+            f"golive approve --plan {path} --by NAME [--note TEXT]"
+        )
+    elif published.get("banner"):
+        lines.append(f"needs a person: {published['banner']}")
+    if published.get("failure"):
+        lines.append(f"failure: {published['failure']}")
+    lines.append(f"status published {published.get('published')} by {published.get('runner')}")
+    return lines
 
 
 def _live_lines(journal: Journal, state: j.RunState, running: bool) -> list[str]:
@@ -179,22 +256,30 @@ def switch(path: Path, slot: str) -> str:
     )
 
 
-def _request(control: Control, **changes: Any) -> dict[str, Any]:
-    """Write an operator's request to the control file; what it reads back afterwards."""
+def _request(control: ControlChannel, **changes: Any) -> dict[str, Any]:
+    """Write an operator's request to the control channel; what it reads back afterwards."""
     try:
         return control.write(**changes)
     except OSError as exc:
         raise ControlRequestError(
-            f"could not record the request in {control.path}: {exc.strerror or exc}"
+            f"could not record the request in {control.where}: {exc.strerror or exc}"
+        ) from exc
+    except ControlRequestError:
+        raise
+    except GoLiveError as exc:
+        raise ControlRequestError(
+            f"could not record the request in {control.where}: {exc.message}", hint=exc.hint
         ) from exc
 
 
 def rollback(path: Path, wait_s: float) -> str:
-    from golive import targets
-
     plan = _load_plan(path)
     state_dir = plan.state_dir.resolve()
-    target = targets.create(plan)
+    target, coordination = _meeting_point(plan)
+    if coordination is not None and (
+        coordination.holder() is not None or _unfinished_in_cluster(coordination)
+    ):
+        return _rollback_in_cluster(target, coordination, wait_s)
     if RunLock(state_dir).held_elsewhere():
         control = Control(state_dir)
         if not _request(control, rollback=True, by=_operator())["rollback"]:
@@ -223,6 +308,40 @@ def rollback(path: Path, wait_s: float) -> str:
     )
 
 
+def _unfinished_in_cluster(coordination: Coordination) -> bool:
+    """A run published in the cluster and not finished (its runner may be between restarts)."""
+    published = _published(coordination)
+    return published is not None and bool(published.get("run_id")) and not published.get("final")
+
+
+def _rollback_in_cluster(target: Target, coordination: Coordination, wait_s: float) -> str:
+    """Ask the runner that holds the go-live (in its Job, perhaps) to roll it back; a runner
+    resumed later honours the request at its first checkpoint."""
+    channel = coordination.control()
+    if not _request(channel, rollback=True, by=_operator())["rollback"]:
+        raise ControlRequestError(f"could not record the rollback request in {channel.where}")
+    if coordination.holder() is None:
+        return (
+            f"rollback recorded in {channel.where}; no runner holds the go-live now: the one "
+            "its Job resumes rolls it back first"
+        )
+    deadline = time.monotonic() + wait_s
+    while True:
+        published = _published(coordination) or {}
+        if published.get("final") or coordination.holder() is None:
+            break
+        if time.monotonic() > deadline:
+            raise GoLiveBusyError(
+                f"rollback requested; the running go-live has not finished it in {wait_s:g}s",
+                hint="`golive status` shows where it stands",
+            )
+        time.sleep(0.5)
+    return (
+        f"the running go-live rolled back ({published.get('outcome', 'unknown')}); "
+        f"router: {target.router_state().servers}"
+    )
+
+
 def _operator() -> str:
     """Who asked (the login name), for the journal and the notifications."""
     try:
@@ -236,20 +355,42 @@ def pause(path: Path, paused: bool) -> str:
 
     plan = load(path)
     state_dir = plan.state_dir.resolve()
-    control = Control(state_dir)
+    _, coordination = _meeting_point(plan)
+    control = _channel(plan, coordination)
     if _request(control, pause=paused, by=_operator())["pause"] != paused:
-        raise ControlRequestError(f"the request did not stick in {control.path}")
+        raise ControlRequestError(f"the request did not stick in {control.where}")
     verb = "pause" if paused else "resume"
-    if not RunLock(state_dir).held_elsewhere():
+    if not _runner_running(plan, coordination):
         return f"{verb} recorded; no go-live is running (a --resume will honour it)"
     wanted = j.PAUSED if paused else j.RESUMED
     journal = j.latest_run(state_dir)
     deadline = time.monotonic() + 10
-    while journal is not None and time.monotonic() < deadline:
-        if journal.state().paused == paused:
+    while time.monotonic() < deadline:
+        if coordination is not None:
+            published = _published(coordination) or {}
+            if published.get("paused") == paused:
+                return f"{verb}d: the running go-live acknowledged ({wanted})"
+        elif journal is not None and journal.state().paused == paused:
             return f"{verb}d: the running go-live acknowledged ({wanted})"
         time.sleep(0.25)
     return f"{verb} recorded; the running go-live applies it at its next checkpoint"
+
+
+def _waiting(
+    plan: Plan, coordination: Coordination | None
+) -> tuple[str | None, dict[str, Any] | None, str | None]:
+    """(run id, the approval it waits for, its outcome): as the runner published it in the
+    cluster, else from the state directory's journal."""
+    published = _published(coordination) if coordination is not None else None
+    if published and published.get("run_id"):
+        waiting = published.get("awaiting_approval") if not published.get("final") else None
+        return str(published["run_id"]), waiting, str(published.get("outcome"))
+    journal = j.latest_run(plan.state_dir.resolve())
+    state = journal.state() if journal is not None else None
+    if state is None:
+        return None, None, None
+    waiting = state.awaiting_approval if not state.final else None
+    return state.run_id, waiting, state.outcome
 
 
 def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
@@ -259,16 +400,15 @@ def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
 
     plan = load(path)
     state_dir = plan.state_dir.resolve()
-    journal = j.latest_run(state_dir)
-    state = journal.state() if journal is not None else None
-    waiting = state.awaiting_approval if state is not None and not state.final else None
-    if state is None or waiting is None:
-        where = f"run {state.run_id} is {state.outcome}" if state else "no go-live has run here"
+    _, coordination = _meeting_point(plan)
+    run_id, waiting, outcome = _waiting(plan, coordination)
+    if run_id is None or waiting is None:
+        where = f"run {run_id} is {outcome}" if run_id else "no go-live has run here"
         raise ApprovalRefused(f"no stage is waiting for approval ({where})")
     step = waiting.get("step")
-    control = Control(state_dir)
+    control = _channel(plan, coordination)
     given = control.read()["approval"]
-    if given and given.get("run_id") == state.run_id and given.get("step") == step:
+    if given and given.get("run_id") == run_id and given.get("step") == step:
         raise ApprovalRefused(
             f"{step} is already approved by {given.get('by')} at {given.get('at')}; nothing "
             "was recorded",
@@ -276,7 +416,7 @@ def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
             "`golive status` shows it",
         )
     record = {
-        "run_id": state.run_id,
+        "run_id": run_id,
         "step": step,
         "weight": waiting.get("weight"),
         "by": by,
@@ -284,16 +424,22 @@ def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
         "at": j.now_iso(),
     }
     if _request(control, approval=record)["approval"] != record:
-        raise ControlRequestError(f"the approval did not stick in {control.path}")
-    if not RunLock(state_dir).held_elsewhere():
+        raise ControlRequestError(f"the approval did not stick in {control.where}")
+    if not _runner_running(plan, coordination):
         return (
             f"approval of {step} recorded; no go-live is running: "
             f"`golive run {path} --resume` continues past it once its gates pass"
         )
-    assert journal is not None
+    journal = j.latest_run(state_dir)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if any(e.get("at") == record["at"] for e in journal.state().approvals):
+        if coordination is not None:
+            published = _published(coordination) or {}
+            if published.get("awaiting_approval") is None and published.get("run_id") == run_id:
+                return f"approved {step}: the running go-live continues to the next stage"
+        elif journal is not None and any(
+            e.get("at") == record["at"] for e in journal.state().approvals
+        ):
             return f"approved {step}: the running go-live continues to the next stage"
         time.sleep(0.25)
     return (

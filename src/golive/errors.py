@@ -31,7 +31,9 @@ operators.
           │   ├── TargetUnreachableError  the preflight of `golive run` failed: nothing changed
           │   ├── KubernetesApiError    the Kubernetes API answered an error (404, 409, 403...)
           │   └── TrafficFlagError      the flag store refused the weight, or instances disagree
-    7     ├── GoLiveBusyError           another go-live holds the lock, or one is unfinished
+    7     ├── GoLiveBusyError           another go-live holds the lock or the Lease, or one is
+          │   │                         unfinished
+          │   └── LeaseLost             the Lease went to another runner while this one ran
     8     ├── StepFailed                a step failed (a cause not below); the run rolled back
     9     │   ├── RolledBack            an operator's `golive rollback` rolled the run back
     12    │   ├── DatabaseStepFailed    a database step failed; the run rolled back
@@ -61,6 +63,8 @@ operators.
           │                             the plan's maintenance window; nothing was changed
     22    ├── AuditFailed               `golive audit`: a scanner could not run, or a finding
           │                             blocks (critical, high or unknown, not ignored)
+    23    ├── StateWriteError           the state directory (journal) could not be written: the
+          │                             volume is full or read-only; the step did not start
     130   ├── Interrupted               SIGINT/SIGTERM; a run undid its step and is resumable
           │
           │   raised inside a step only; the runner reports the outcome named:
@@ -266,9 +270,20 @@ class TrafficFlagError(TargetError):
 
 
 class GoLiveBusyError(GoLiveError):
-    """Another go-live holds the lock, or an unfinished one must be resumed or rolled back."""
+    """Another go-live holds the lock or the Lease, or an unfinished one must be resumed or
+    rolled back."""
 
     exit_code = 7
+
+
+class LeaseLost(GoLiveBusyError):
+    """The run's Lease could not be renewed in time, or another runner holds it now: this
+    runner stops acting at once and undoes nothing (the holder decides)."""
+
+    default_hint = (
+        "`golive status` names the runner that holds the Lease now; the journal is on the "
+        "volume, so the holder resumes from it"
+    )
 
 
 # --- the outcomes of a run that failed ----------------------------------------------------------
@@ -471,6 +486,17 @@ class AuditFailed(GoLiveError):
         "the files written so far are in the audit folder; fix the finding (upgrade the "
         "dependency, change the code) or list it, reviewed, in deploy/security/audit-ignore.yaml "
         "with a reason and an expiry date"
+    )
+
+
+class StateWriteError(GoLiveError):
+    """The state directory could not be written (a full or read-only volume): golive writes its
+    journal before it acts, so the step that would have followed did not start."""
+
+    exit_code = 23
+    default_hint = (
+        "free space on the state directory's volume or make it writable, then continue with "
+        "`golive run PLAN --resume`; nothing was changed after the last journaled step"
     )
 
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from golive.errors import GoLiveBusyError
+from golive.errors import GoLiveBusyError, StateWriteError
 
 FINAL_OUTCOMES = ("succeeded", "rolled_back", "rollback_failed", "abandoned")
 
@@ -55,6 +55,9 @@ OUTSIDE_WINDOW = "outside_window"
 WINDOW_REFUSED = "window_refused"
 # The preflight checked the plan's pre-deployment checklist: each item with its evidence.
 CHECKLIST_CHECKED = "checklist_checked"
+# A resumed run read the target before acting: the live Service, the flag, the slots' versions,
+# beside what the journal says (a switch or weight made before a crash, its record lost).
+RECONCILED = "reconciled"
 
 
 def now_iso() -> str:
@@ -88,15 +91,24 @@ class Journal:
         return self.path.parent
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Write one record, flushed and fsynced; a volume that is full or read-only raises
+        ``StateWriteError`` (and the caller has not acted yet: journal, then act)."""
         record = {"ts": now_iso(), "event": event, **fields}
-        line = json.dumps(record, default=str, sort_keys=False) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        line = (json.dumps(record, default=str, sort_keys=False) + "\n").encode("utf-8")
         try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                written = os.write(fd, line)
+                if written != len(line):
+                    raise OSError(28, f"only {written} of {len(line)} bytes written")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateWriteError(
+                f"could not write {event!r} to the journal {self.path}: {exc.strerror or exc}"
+            ) from exc
         for listener in list(self.listeners):
             listener(record)
         return record
@@ -269,11 +281,16 @@ def new_run_id(release: str) -> str:
 
 def open_run(state_dir: Path, run_id: str) -> Journal:
     journal = Journal(runs_dir(state_dir) / run_id / "journal.jsonl")
-    journal.run_dir.mkdir(parents=True, exist_ok=True)
     latest = runs_dir(state_dir) / "latest"
-    tmp = latest.with_suffix(".tmp")
-    tmp.write_text(run_id + "\n", encoding="utf-8")
-    tmp.replace(latest)
+    try:
+        journal.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = latest.with_suffix(".tmp")
+        tmp.write_text(run_id + "\n", encoding="utf-8")
+        tmp.replace(latest)
+    except OSError as exc:
+        raise StateWriteError(
+            f"could not create the run directory {journal.run_dir}: {exc.strerror or exc}"
+        ) from exc
     return journal
 
 
@@ -353,6 +370,36 @@ def locked(state_dir: Path) -> Iterator[RunLock]:
 # --- operator control (pause, resume, rollback, approve) -------------------------------------
 
 
+class ControlChannel(Protocol):
+    """How operators' requests reach a running go-live: ``read()`` gives ``by``, ``pause``,
+    ``rollback`` and ``approval``; ``write(**changes)`` records a request (read-modify-write, no
+    request lost) and returns what reads back. ``Control`` is the state directory's file; on
+    Kubernetes the channel is a ConfigMap (``golive.targets.kubecontrol``), so an operator needs
+    only access to the namespace."""
+
+    @property
+    def where(self) -> str: ...
+
+    def read(self) -> dict[str, Any]: ...
+
+    def write(self, **changes: Any) -> dict[str, Any]: ...
+
+    def reset(self) -> None: ...
+
+
+def control_request(data: Any) -> dict[str, Any]:
+    """A stored request, normalised: the four fields every channel reads back."""
+    if not isinstance(data, dict):
+        data = {}
+    approval = data.get("approval")
+    return {
+        "by": str(data.get("by") or "an operator"),
+        "pause": bool(data.get("pause")),
+        "rollback": bool(data.get("rollback")),
+        "approval": approval if isinstance(approval, dict) else None,
+    }
+
+
 class Control:
     """Requests from the operator to a running go-live: a small JSON file the runner polls.
 
@@ -365,20 +412,16 @@ class Control:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "control.json"
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     def read(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             data = {}
-        if not isinstance(data, dict):
-            data = {}
-        approval = data.get("approval")
-        return {
-            "by": str(data.get("by") or "an operator"),
-            "pause": bool(data.get("pause")),
-            "rollback": bool(data.get("rollback")),
-            "approval": approval if isinstance(approval, dict) else None,
-        }
+        return control_request(data)
 
     def write(self, **changes: Any) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,12 +58,39 @@ class SlotUrls(_Strict):
     green: str | None = None
 
 
+class RunLeaseSettings(_Strict):
+    """The coordination.k8s.io Lease that keeps one runner at a time on Kubernetes."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = "golive"
+    # A holder that has not renewed for this long has lost it; renewed every renew_s.
+    duration_s: Annotated[float, Field(ge=2, le=3600)] = 30.0
+    renew_s: Annotated[float, Field(gt=0, le=1200)] = 10.0
+
+    @model_validator(mode="after")
+    def _renews_in_time(self) -> RunLeaseSettings:
+        if self.renew_s * 2 > self.duration_s:
+            raise ValueError("lease.renew_s must be at most half of lease.duration_s")
+        return self
+
+
 class Kubernetes(_Strict):
     """How the kubernetes target reaches the cluster and names the workloads (docs/golive.md)."""
 
-    # An API server URL that needs no credentials, e.g. a `kubectl proxy` already running.
-    # Unset: golive starts `kubectl proxy` itself, with the operator's context and credentials.
+    # An API server URL, e.g. a `kubectl proxy` already running (no credentials of its own),
+    # or the API server a ServiceAccount's token is for. Unset: in a pod, the API server of
+    # KUBERNETES_SERVICE_HOST/PORT; elsewhere golive starts `kubectl proxy` itself, with the
+    # operator's context and credentials.
     api_url: str | None = None
+    # Whose identity golive acts with: "in-cluster" the pod's ServiceAccount token (the file
+    # under $GOLIVE_SERVICEACCOUNT_DIR, default /var/run/secrets/kubernetes.io/serviceaccount),
+    # "kubectl" the operator's context through kubectl proxy, "auto" the first when that token
+    # file exists.
+    credentials: Literal["auto", "in-cluster", "kubectl"] = "auto"
+    lease: RunLeaseSettings = RunLeaseSettings()
+    # Operators' requests (pause, resume, rollback, approve) and the runner's status.
+    control_configmap: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = (
+        "golive-control"
+    )
     context: str | None = None  # the kubectl context for that proxy; unset: the current one
     kubectl: str = "kubectl"
     # The slots' Deployments and Services are `<workload>-blue` and `<workload>-green`.

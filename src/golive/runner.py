@@ -30,7 +30,9 @@ import contextlib
 import getpass
 import hashlib
 import os
+import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -45,23 +47,27 @@ from golive.errors import (
     GoLiveBusyError,
     GoLiveError,
     Interrupted,
+    LeaseLost,
     OutsideMaintenanceWindow,
     RollbackFailed,
+    StateWriteError,
     StepFailed,
     TargetUnreachableError,
     UsageError,
     run_outcome,
 )
 from golive.exporter import EXPORTER_STARTED, RunExporter, exporting
-from golive.journal import Control, Journal, RunLock
+from golive.journal import Control, ControlChannel, Journal, RunLock
 from golive.load import LiveCounts
 from golive.notify.delivery import live_link, notifying
-from golive.plan import Plan
+from golive.plan import SLOT_NAMES, Plan
 from golive.report.golive_report import write_report
+from golive.report.live import live_state
 from golive.report.publish import write_all
 from golive.steps import build_steps
 from golive.steps.base import Clock, Observer, QuietObserver, Step, StepContext
-from golive.targets.base import Target
+from golive.targets.base import Claim, Coordination, Target
+from golive.traffic import create as traffic_flag
 
 
 class _SignalGuard:
@@ -96,6 +102,97 @@ class _SignalGuard:
             yield
         finally:
             self.masked = False
+
+
+def runner_identity() -> str:
+    """This runner among all runners of a go-live: host (a pod's name), pid, a random tag."""
+    return f"{socket.gethostname()}/pid-{os.getpid()}/{secrets.token_hex(2)}"
+
+
+class _ClaimedControl:
+    """The control channel, read only while the claim holds: every checkpoint reads it, so a
+    lost Lease stops the run at the next one (``LeaseLost``)."""
+
+    def __init__(self, channel: ControlChannel, claim: Claim) -> None:
+        self.channel, self.claim = channel, claim
+
+    @property
+    def where(self) -> str:
+        return self.channel.where
+
+    def read(self) -> dict[str, Any]:
+        self.claim.check()
+        return self.channel.read()
+
+    def write(self, **changes: Any) -> dict[str, Any]:
+        return self.channel.write(**changes)
+
+    def reset(self) -> None:
+        self.channel.reset()
+
+
+class _StatusBoard:
+    """Publishes the run's status where operators read it (``Coordination.publish``): the live
+    page's state plus who runs it, at most every ``every_s`` while the journal grows, and once
+    at the end. A failed publication is counted and retried, never stopping the go-live."""
+
+    def __init__(
+        self,
+        coordination: Coordination,
+        journal: Journal,
+        plan: Plan,
+        runner: str,
+        every_s: float = 1.0,
+    ) -> None:
+        self.coordination, self.journal, self.plan = coordination, journal, plan
+        self.runner, self.every_s = runner, every_s
+        self.failures = 0
+        self.last_error = ""
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="golive-status", daemon=True)
+
+    def start(self) -> _StatusBoard:
+        self._unsubscribe = self.journal.subscribe(lambda _: self._changed.set())
+        self._changed.set()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._unsubscribe()
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.publish()  # the outcome, whatever happened
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._changed.wait(self.every_s) and not self._stop.is_set():
+                self._changed.clear()
+                self.publish()
+                self._stop.wait(self.every_s)
+
+    def status(self) -> dict[str, Any]:
+        events = self.journal.events()
+        state = j.RunState.fold(events)
+        status = live_state(events, self.plan, with_charts=False)
+        status.update(
+            runner=self.runner,
+            plan=str(self.plan.source),
+            paused=state.paused,
+            final=state.final,
+            awaiting_approval=state.awaiting_approval if not state.final else None,
+            steps=[[name, state.steps[name].outcome] for name in state.order],
+            failure=state.failure,
+            switches=len(state.switches),
+        )
+        return status
+
+    def publish(self) -> None:
+        try:
+            self.coordination.publish(self.status())
+        except GoLiveError as exc:
+            self.failures += 1
+            self.last_error = exc.message
 
 
 def _login() -> str:
@@ -138,22 +235,44 @@ class Runner:
         # `--outside-window --reason TEXT`: the database steps may run outside the window.
         self.outside_window_reason = outside_window_reason
         self.state_dir = plan.state_dir.resolve()
-        self.control = Control(self.state_dir)
+        # Where runners and operators meet beyond the state directory (Kubernetes: a Lease and
+        # a ConfigMap); None: the state directory's lock and control.json alone.
+        self.coordination = target.coordination()
+        self.control: ControlChannel = Control(self.state_dir)
+        if self.coordination is not None:
+            self.control = self.coordination.control()
+        self.identity = runner_identity()
         self.guard = _SignalGuard()
         self.journal: Journal | None = None
 
     # --- entry points -------------------------------------------------------------------------
 
-    def run(self, *, resume: bool = False, report: bool = True) -> Journal:
+    def run(self, *, resume: bool | None = False, report: bool = True) -> Journal:
         """Run (or resume) the go-live; raises a StepFailed (chosen by the cause), RollbackFailed
-        or Interrupted on failure."""
-        with RunLock(self.state_dir), self.guard.installed(), exporting(self.plan) as exporter:
-            journal = self._open(resume)
+        or Interrupted on failure. ``resume=None`` is ``--resume-or-start``, the in-cluster
+        Job's command: resume the unfinished run, start one when there is none, and do nothing
+        when the latest run of this very plan succeeded (a Job run again)."""
+        with (
+            RunLock(self.state_dir),
+            self._claimed() as claim,
+            self.guard.installed(),
+            exporting(self.plan) as exporter,
+        ):
+            if claim is not None:
+                self.control = _ClaimedControl(self.control, claim)
+            if resume is None:
+                resume, done = self._resume_or_start()
+                if done is not None:
+                    self.journal = done
+                    return done
+            journal = self._open(resume, claim)
             self.journal = journal
+            if resume:
+                self._reconcile(journal)
             self._export(journal, exporter)
             live = live_link(self.plan, exporter.url if exporter else None)
             try:
-                with notifying(self.plan, journal, live=live):
+                with notifying(self.plan, journal, live=live), self._publishing(journal):
                     failed = self._failed_before(journal) if resume else None
                     if failed is not None:
                         self._finish_rollback(self._context(journal), failed)
@@ -162,6 +281,84 @@ class Runner:
                 if report:
                     self.write_report()
         return journal
+
+    @contextlib.contextmanager
+    def _claimed(self) -> Iterator[Claim | None]:
+        """The go-live held beyond the state directory (the Lease on Kubernetes)."""
+        if self.coordination is None:
+            yield None
+            return
+        with self.coordination.claim(self.identity) as claim:
+            yield claim
+
+    @contextlib.contextmanager
+    def _publishing(self, journal: Journal) -> Iterator[None]:
+        if self.coordination is None:
+            yield
+            return
+        board = _StatusBoard(self.coordination, journal, self.plan, self.identity).start()
+        try:
+            yield
+        finally:
+            board.stop()
+            if board.failures:
+                self.observer.message(
+                    f"the status for operators could not be published {board.failures} "
+                    f"time(s): {board.last_error}"
+                )
+
+    def _resume_or_start(self) -> tuple[bool, Journal | None]:
+        """(resume?, the finished run there is nothing left to do for)."""
+        latest = j.latest_run(self.state_dir)
+        if latest is None:
+            return False, None
+        state = latest.state()
+        if not state.final and state.outcome != "not_started":
+            return True, None
+        started = next((e for e in latest.events() if e["event"] == j.RUN_STARTED), {})
+        if state.outcome == "succeeded" and started.get("plan_sha256") == plan_digest(self.plan):
+            self.observer.message(
+                f"run {state.run_id} of this plan succeeded: nothing to do (a new release is a "
+                "new plan)"
+            )
+            return False, latest
+        return False, None
+
+    def _reconcile(self, journal: Journal) -> None:
+        """Before a resumed run acts, read the target: the live Service, the flag's weight and
+        the slots' versions, beside what the journal says. Steps act only on a difference (a
+        switch or weight made before the crash, its record lost, is not made twice); the
+        reading is journaled for the report."""
+        events = journal.events()
+        state = j.RunState.fold(events)
+        journaled = {
+            "service": state.switches[-1].get("to") if state.switches else "blue",
+            "weight": live_state(events, self.plan, with_charts=False)["weight"] or 0,
+        }
+        found: dict[str, Any] = {}
+        with contextlib.suppress(GoLiveError):
+            found["service"] = self.target.router_state().active
+        for slot in SLOT_NAMES:
+            with contextlib.suppress(GoLiveError):
+                status = self.target.slot_status(slot)
+                found[slot] = status.version if status.running else "stopped"
+        if self.plan.traffic.stages:
+            with contextlib.suppress(GoLiveError):
+                flag = traffic_flag(self.plan, self.target)
+                try:
+                    found["weight"] = flag.stored_weights().get(flag.key, 0)
+                finally:
+                    close = getattr(flag, "close", None)
+                    if close is not None:
+                        close()
+        differences = [
+            f"{what}: the journal says {journaled[what]}, the target has {found[what]}"
+            for what in journaled
+            if what in found and found[what] != journaled[what]
+        ]
+        journal.append(j.RECONCILED, found=found, journaled=journaled, differences=differences)
+        for difference in differences:
+            self.observer.message(f"reconciled: {difference} (acted on, its record lost)")
 
     def rollback_latest(self) -> tuple[Journal | None, list[str]]:
         """``golive rollback`` with no run in progress: undo what the latest run left in place."""
@@ -240,7 +437,7 @@ class Runner:
             outside_window_reason=self.outside_window_reason,
         )
 
-    def _open(self, resume: bool) -> Journal:
+    def _open(self, resume: bool, claim: Claim | None = None) -> Journal:
         latest = j.latest_run(self.state_dir)
         state = latest.state() if latest is not None else None
         if resume:
@@ -255,7 +452,13 @@ class Runner:
                     f"the plan changed since run {state.run_id} started",
                     hint="resume with the plan the run started with, or `golive rollback`",
                 )
-            latest.append(j.RUN_RESUMED, pid=os.getpid(), after_step=state.current)
+            latest.append(
+                j.RUN_RESUMED,
+                pid=os.getpid(),
+                after_step=state.current,
+                runner=self.identity,
+                **({"took_over_from": claim.taken_from()} if claim and claim.taken_from() else {}),
+            )
             self.observer.message(
                 f"resuming {state.run_id} after {state.completed[-1:] or 'start'}"
             )
@@ -277,6 +480,7 @@ class Runner:
             target=self.plan.target.kind,
             steps=[s.name for s in self.steps],
             pid=os.getpid(),
+            runner=self.identity,
             **(
                 {"outside_window_reason": self.outside_window_reason, "by": _login()}
                 if self.outside_window_reason is not None
@@ -302,6 +506,8 @@ class Runner:
                 result = step.run(ctx)
             except (Interrupted, KeyboardInterrupt) as exc:
                 self._interrupted(ctx, step if started else None, exc)
+            except (LeaseLost, StateWriteError) as exc:
+                self._stopped(ctx, step, exc)
             except Exception as exc:  # noqa: BLE001 - any failure of a step triggers the rollback
                 self._fail(ctx, step, exc)
             elapsed = time.monotonic() - began
@@ -338,6 +544,14 @@ class Runner:
         if not (isinstance(outcome, type) and issubclass(outcome, StepFailed)):
             outcome = StepFailed
         raise outcome(name, reason, undone, hint=self._hint(ctx))
+
+    def _stopped(self, ctx: StepContext, step: Step, exc: LeaseLost | StateWriteError) -> None:
+        """Stop acting at once, undoing nothing: the Lease is another runner's now (it resumes
+        from this journal), or the journal cannot be written (an undo could not be recorded)."""
+        self.observer.step_failed(step.name, exc.message)
+        with contextlib.suppress(StateWriteError):
+            ctx.journal.append(j.NOTE, step=step.name, text=f"stopped, nothing undone: {exc}")
+        raise exc
 
     def _interrupted(self, ctx: StepContext, step: Step | None, exc: BaseException) -> None:
         with self.guard.masking():

@@ -22,7 +22,7 @@ from golive.errors import OutsideMaintenanceWindow, RollbackRequested
 
 if TYPE_CHECKING:
     from golive.credentials import TokenSource
-    from golive.journal import Control, Journal, RunState
+    from golive.journal import ControlChannel, Journal, RunState
     from golive.load import LiveCounts
     from golive.plan import Plan
     from golive.targets.base import Target
@@ -92,7 +92,7 @@ class StepContext:
     plan: Plan
     target: Target
     journal: Journal
-    control: Control
+    control: ControlChannel
     observer: Observer = field(default_factory=QuietObserver)
     clock: Clock = field(default_factory=Clock)
     load: LiveCounts | None = None  # the background load, when one runs (rehearsal)

@@ -103,7 +103,16 @@ class TrafficStage:
         gates = Gates.from_mapping(ctx.plan.traffic.analysis)
         flag = flag_for(ctx)
         began = time.monotonic()
-        flag.set_weight(weight)
+        if (
+            flag.stored_weights().get(flag.key, 0) == weight
+            and ctx.state.steps[self.name].attempts > 1
+        ):
+            # Set before a restart (its record may be lost): verified, never set twice.
+            ctx.journal.append(
+                j.NOTE, step=self.name, text=f"flag {flag.key} found at {weight}%: not set again"
+            )
+        else:
+            flag.set_weight(weight)
         weights = verify_weight(flag, weight, ctx.plan.traffic.verify_timeout_s)
         verified_s = round(time.monotonic() - began, 3)
         ctx.journal.append(

@@ -48,8 +48,14 @@ def observe_landing(url: str, slot: str, consecutive: int = 20, timeout_s: float
 
 
 def switch_to(ctx: StepContext, slot: SlotName, step: str) -> dict[str, object]:
-    """Switch, journal it (only when the router changed), and observe landing."""
+    """Switch, journal it (only when the router changed), and observe landing.
+
+    A router found already on ``slot`` while the journal says otherwise was switched by a
+    runner that died before journaling it: the switch is journaled then, once, as recovered,
+    and not made again."""
     ctx.journal.append("switch_requested", step=step, to=slot)
+    switches = ctx.state.switches
+    believed = switches[-1].get("to") if switches else "blue"  # a go-live starts on blue
     result = ctx.target.switch(slot)
     if result.changed:
         ctx.journal.append(
@@ -59,6 +65,17 @@ def switch_to(ctx: StepContext, slot: SlotName, step: str) -> dict[str, object]:
             before=result.before,
             command=result.command,
             elapsed_ms=round(result.elapsed_ms, 3),
+        )
+    elif believed != slot:
+        ctx.journal.append(
+            j.ROUTER_SWITCHED,
+            step=step,
+            to=slot,
+            before=believed,
+            command="",
+            elapsed_ms=0.0,
+            recovered=True,
+            note="found done: switched before a restart, its record lost; not switched again",
         )
     landing = observe_landing(ctx.target.service_url(), slot)
     ctx.observer.message(

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from golive.checks import Check
+from golive.journal import ControlChannel
 
 __all__ = [
     "Action",
     "Check",
+    "Claim",
+    "Coordination",
     "Instance",
     "Procedures",
     "RouterState",
@@ -99,6 +103,45 @@ class SwitchResult:
     changed: bool
     command: str
     elapsed_ms: float
+
+
+class Claim(Protocol):
+    """A runner's hold on its go-live beyond the state directory (Kubernetes: the Lease)."""
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` once the hold is gone (another runner has it now)."""
+        ...
+
+    def taken_from(self) -> str | None:
+        """The runner whose expired hold this claim took over (None: it was free)."""
+        ...
+
+
+class Coordination(Protocol):
+    """Where runners and operators meet when they do not share a machine: one runner at a
+    time, operators' requests, the runner's status. Kubernetes keeps them in the cluster (a
+    Lease, a ConfigMap: ``golive.targets.kubelease``, ``kubecontrol``); a target without one
+    (local, fake) returns None from ``Target.coordination`` and the state directory serves."""
+
+    def claim(self, identity: str) -> AbstractContextManager[Claim]:
+        """Hold the go-live for ``identity``; ``GoLiveBusyError`` naming the holder if taken."""
+        ...
+
+    def holder(self) -> str | None:
+        """Who holds the go-live now (None: nobody, or a holder whose hold has expired)."""
+        ...
+
+    def control(self) -> ControlChannel:
+        """The channel operators' requests travel by."""
+        ...
+
+    def publish(self, status: dict[str, Any]) -> None:
+        """The running go-live's status, for ``golive status`` from anywhere."""
+        ...
+
+    def status(self) -> dict[str, Any] | None:
+        """The status last published (None: never)."""
+        ...
 
 
 class Target(Protocol):
@@ -183,6 +226,10 @@ class Target(Protocol):
     ) -> subprocess.CompletedProcess[str]:
         """Run the release's migration command where the release runs (a local process, the
         cluster's migration Job); its exit code and output, never raising on a non-zero exit."""
+        ...
+
+    def coordination(self) -> Coordination | None:
+        """Where runners and operators meet beyond the state directory (None: only there)."""
         ...
 
 

@@ -118,3 +118,6 @@ class FakeTarget:
     ) -> subprocess.CompletedProcess[str]:
         self._call("run_migration")
         return subprocess.CompletedProcess(list(command), 0, "migrated (fake)", "")
+
+    def coordination(self) -> None:
+        return None  # the state directory alone: its lock and control.json

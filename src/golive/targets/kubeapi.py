@@ -11,9 +11,13 @@ import atexit
 import collections
 import contextlib
 import json
+import os
 import re
 import subprocess
 import threading
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +36,9 @@ API_GROUPS = {
     "endpointslices": "/apis/discovery.k8s.io/v1",
     "horizontalpodautoscalers": "/apis/autoscaling/v2",
     "poddisruptionbudgets": "/apis/policy/v1",
+    "leases": "/apis/coordination.k8s.io/v1",
 }
+SELF_SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 PLURALS = {
     "Deployment": "deployments",
     "Service": "services",
@@ -43,8 +49,65 @@ PLURALS = {
     "ServiceAccount": "serviceaccounts",
     "Pod": "pods",
 }
+SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _PROXY_LINE = re.compile(rb"Starting to serve on 127\.0\.0\.1:(\d+)")
 PROXY_START_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """The pod's ServiceAccount: its token (read again for every request, as the kubelet
+    rotates it), the cluster's CA and the API server the pod reaches through
+    KUBERNETES_SERVICE_HOST/PORT. ``GOLIVE_SERVICEACCOUNT_DIR`` names another directory."""
+
+    directory: Path
+
+    @classmethod
+    def from_environment(cls) -> ServiceAccount | None:
+        directory = Path(os.environ.get("GOLIVE_SERVICEACCOUNT_DIR") or SERVICEACCOUNT_DIR)
+        return cls(directory) if (directory / "token").is_file() else None
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "token"
+
+    def token(self) -> str:
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise TargetUnreachableError(
+                f"cannot read the ServiceAccount token {self.token_file}: {exc.strerror or exc}"
+            ) from exc
+        if not token:
+            raise TargetUnreachableError(f"the ServiceAccount token {self.token_file} is empty")
+        return token
+
+    def ca_file(self) -> Path | None:
+        ca = self.directory / "ca.crt"
+        return ca if ca.is_file() else None
+
+    def api_url(self) -> str:
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            raise TargetUnreachableError(
+                "KUBERNETES_SERVICE_HOST is unset: golive is not in a pod",
+                hint="set target.kubernetes.api_url, or target.kubernetes.credentials: kubectl",
+            )
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{port}"
+
+    def auth(self) -> httpx.Auth:
+        return _BearerFromFile(self)
+
+
+class _BearerFromFile(httpx.Auth):
+    def __init__(self, account: ServiceAccount) -> None:
+        self.account = account
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.account.token()}"
+        yield request
 
 
 class KubectlProxy:
@@ -125,13 +188,32 @@ class KubernetesApi:
     """
 
     def __init__(
-        self, base_url: str, namespace: str, timeout_s: float, *, dry_run: bool = False
+        self,
+        base_url: str,
+        namespace: str,
+        timeout_s: float,
+        *,
+        dry_run: bool = False,
+        account: ServiceAccount | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.namespace = namespace
         self.dry_run = dry_run
+        self.account = account
         self.writes: list[Write] = []
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        ca = account.ca_file() if account is not None else None
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout_s,
+            auth=account.auth() if account is not None else None,
+            verify=str(ca) if ca is not None else True,
+        )
+
+    def with_timeout(self, timeout_s: float) -> KubernetesApi:
+        """The same API and identity with another timeout (the Lease's renewals)."""
+        return KubernetesApi(
+            self.base_url, self.namespace, timeout_s, dry_run=self.dry_run, account=self.account
+        )
 
     def collection(self, kind: str) -> str:
         group = API_GROUPS.get(kind, "/api/v1")
@@ -200,6 +282,38 @@ class KubernetesApi:
     def create(self, kind: str, obj: dict[str, Any], summary: str = "") -> dict[str, Any]:
         return self._write("POST", self.collection(kind), summary, json=obj)
 
+    # Coordination objects (the Lease, the control ConfigMap) are golive's own bookkeeping, not
+    # changes of the go-live: never listed in ``writes``, never made in a dry run.
+
+    def create_own(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", self.collection(kind), json=obj)
+
+    def replace_own(self, kind: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT: refused with 409 when ``obj``'s resourceVersion is no longer the stored one."""
+        return self._call("PUT", self.path(kind, name), json=obj)
+
+    def patch_own(self, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", self.path(kind, name), json=patch, headers=_MERGE_PATCH)
+
+    def allowed(
+        self, verb: str, resource: str, *, group: str = "", subresource: str = "", name: str = ""
+    ) -> tuple[bool, str]:
+        """Whether this identity may ``verb`` the resource in the namespace (a
+        SelfSubjectAccessReview: asks, changes nothing); with the API server's reason."""
+        attributes = {"namespace": self.namespace, "verb": verb, "group": group}
+        attributes["resource"] = resource
+        if subresource:
+            attributes["subresource"] = subresource
+        if name:
+            attributes["name"] = name
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        status = self._call("POST", SELF_SUBJECT_ACCESS_REVIEWS, json=review).get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
     def delete(self, kind: str, name: str, summary: str = "") -> bool:
         """Delete with its dependents (a Job's pods); False when it was not there."""
         try:
@@ -248,7 +362,12 @@ def _api_error(
         message = response.text[:200]
     status = response.status_code
     what = f"{method} {path} answered {status}: {message}".rstrip(": ")
-    if status in (401, 403):
+    if status == 403 and "forbidden" in message:
+        hint = (
+            "the identity golive acts with lacks this permission: grant it in the Role of "
+            "deploy/k8s/golive (role.yaml) or the operator's context; nothing else was changed"
+        )
+    elif status in (401, 403):
         hint = (
             f"the context needs get, list, patch, create and delete on deployments, services, "
             f"jobs, pods (and pods/proxy, pods/log), endpointslices in {namespace}"

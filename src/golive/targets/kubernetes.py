@@ -15,11 +15,13 @@ someone else in between is refused by the API server instead of being overwritte
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,7 +37,9 @@ from golive.targets.base import (
     SwitchResult,
     Write,
 )
-from golive.targets.kubeapi import KubectlProxy, KubernetesApi
+from golive.targets.kubeapi import KubectlProxy, KubernetesApi, ServiceAccount
+from golive.targets.kubecontrol import ConfigMapControl
+from golive.targets.kubelease import RunLease
 
 if TYPE_CHECKING:
     from golive.plan import Plan, SlotName
@@ -69,7 +73,10 @@ class KubernetesTarget:
     @property
     def api(self) -> KubernetesApi:
         if self._api is None:
+            account = self.service_account()
             url = self.config.api_url
+            if url is None and account is not None:
+                url = account.api_url()
             if url is None:
                 kubectl = self.config.kubectl
                 if kubectl == "kubectl":  # the default: on PATH, or installed beside golive
@@ -77,9 +84,35 @@ class KubernetesTarget:
                 self._proxy = KubectlProxy(kubectl, self.config.context)
                 url = self._proxy.start()
             self._api = KubernetesApi(
-                url, self.namespace, self.config.request_timeout_s, dry_run=self.dry_run
+                url,
+                self.namespace,
+                self.config.request_timeout_s,
+                dry_run=self.dry_run,
+                account=account,
             )
         return self._api
+
+    def service_account(self) -> ServiceAccount | None:
+        """The pod's ServiceAccount when golive acts with it (``credentials``: in-cluster, or
+        auto in a pod); None: the operator's kubectl context."""
+        if self.config.credentials == "kubectl":
+            return None
+        account = ServiceAccount.from_environment()
+        if account is None and self.config.credentials == "in-cluster":
+            raise TargetUnreachableError(
+                "target.kubernetes.credentials is in-cluster, but there is no ServiceAccount "
+                "token (GOLIVE_SERVICEACCOUNT_DIR or /var/run/secrets/kubernetes.io/"
+                "serviceaccount)",
+                hint="run golive in its Job (deploy/k8s/golive), or set credentials: kubectl",
+            )
+        return account
+
+    def coordination(self) -> KubernetesCoordination:
+        return KubernetesCoordination(self.api, self.plan)
+
+    def configmaps(self) -> KubernetesConfigMaps:
+        """ConfigMaps of the namespace as the flag provider reads and patches them."""
+        return KubernetesConfigMaps(self.api)
 
     @property
     def writes(self) -> list[Write]:
@@ -497,11 +530,141 @@ class KubernetesTarget:
             checks.append(
                 Check(f"service {self.plan.target.service}", False, f"{exc.message}; {exc.hint}")
             )
+        checks += self.check_permissions()
         return checks
+
+    def check_permissions(self) -> list[Check]:
+        """Each permission the go-live uses, asked of the API server (SelfSubjectAccessReview:
+        nothing is changed): a missing one is named with its verb and resource."""
+        missing, asked = [], 0
+        for permission in permissions(self.plan):
+            try:
+                allowed, reason = self.api.allowed(
+                    permission.verb,
+                    permission.resource,
+                    group=permission.group,
+                    subresource=permission.subresource,
+                    name=permission.name,
+                )
+            except TargetError as exc:
+                return [Check("permissions", False, f"could not ask the API server: {exc.message}")]
+            asked += 1
+            if not allowed:
+                said = f": {reason}" if reason else ""
+                missing.append(f"{permission} ({permission.why}){said}")
+        if missing:
+            return [
+                Check(
+                    "permissions",
+                    False,
+                    "missing: " + "; ".join(missing) + " — grant them in deploy/k8s/golive "
+                    "(role.yaml) or the operator's context",
+                )
+            ]
+        return [Check("permissions", True, f"all {asked} the go-live uses are granted")]
 
     def close(self) -> None:
         if self._proxy is not None:
             self._proxy.stop()
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One thing the go-live does in the namespace, as RBAC names it."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    subresource: str = ""
+    name: str = ""
+    why: str = ""
+
+    def __str__(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        group = f".{self.group}" if self.group else ""
+        return f"{self.verb} {resource}{group}" + (f" {self.name}" if self.name else "")
+
+
+def permissions(plan: Plan) -> list[Permission]:
+    """Every permission a go-live of ``plan`` uses: deploy/k8s/golive's Role grants exactly
+    these (tests/e2e/test_golive_in_cluster.py compares them with the requests golive made)."""
+    workload = "deploy and scale the slots; read their rollout"
+    lease = plan.target.kubernetes.lease.name
+    control = plan.target.kubernetes.control_configmap
+    found = [
+        Permission("get", "deployments", "apps", why=workload),
+        Permission("patch", "deployments", "apps", why=workload),
+        Permission("get", "services", why="read the live Service's selector"),
+        Permission("patch", "services", why="switch the live Service; apply the slot Services"),
+        Permission("list", "pods", why="ready pods, the migration Job's pods"),
+        Permission("get", "pods", subresource="proxy", why="each pod's flags, read back"),
+        Permission("get", "pods", subresource="log", why="the migration Job's logs"),
+        Permission("list", "endpointslices", "discovery.k8s.io", why="where the Services route"),
+        Permission("get", "jobs", "batch", why="the migration Job"),
+        Permission("create", "jobs", "batch", why="the migration Job"),
+        Permission("delete", "jobs", "batch", why="the previous migration Job"),
+        Permission("patch", "horizontalpodautoscalers", "autoscaling", why="applied with a slot"),
+        Permission("patch", "poddisruptionbudgets", "policy", why="applied with a slot"),
+        Permission("create", "leases", "coordination.k8s.io", why="one runner at a time"),
+        Permission("get", "leases", "coordination.k8s.io", name=lease, why="one runner at a time"),
+        Permission("update", "leases", "coordination.k8s.io", name=lease, why="renew the Lease"),
+        Permission("get", "configmaps", name=control, why="operators' requests"),
+        Permission("patch", "configmaps", name=control, why="the runner's status"),
+    ]
+    if plan.traffic.flag_provider == "kubernetes-configmap":
+        flags = "credit-assessment-flags"
+        found += [
+            Permission("get", "configmaps", name=flags, why="the traffic flag"),
+            Permission("patch", "configmaps", name=flags, why="the traffic flag's weight"),
+        ]
+    return found
+
+
+class KubernetesCoordination:
+    """One runner at a time (the Lease) and the operators' ConfigMap, in the namespace."""
+
+    def __init__(self, api: KubernetesApi, plan: Plan) -> None:
+        self.api = api
+        self.settings = plan.target.kubernetes.lease
+        self.channel = ConfigMapControl(api, plan.target.kubernetes.control_configmap)
+
+    def lease(self, identity: str) -> RunLease:
+        return RunLease(
+            self.api,
+            self.settings.name,
+            identity,
+            duration_s=self.settings.duration_s,
+            renew_s=self.settings.renew_s,
+        )
+
+    def claim(self, identity: str) -> contextlib.AbstractContextManager[RunLease]:
+        return self.lease(identity).held()
+
+    def holder(self) -> str | None:
+        holder = self.lease("").holder()
+        return holder.describe() if holder is not None and not holder.expired() else None
+
+    def control(self) -> ConfigMapControl:
+        return self.channel
+
+    def publish(self, status: dict[str, Any]) -> None:
+        self.channel.publish(status)
+
+    def status(self) -> dict[str, Any] | None:
+        return self.channel.status()
+
+
+class KubernetesConfigMaps:
+    """The namespace's ConfigMaps through the target's API (its identity, its dry run)."""
+
+    def __init__(self, api: KubernetesApi) -> None:
+        self.api = api
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.api.get("configmaps", name)
+
+    def patch(self, name: str, patch: dict[str, Any], summary: str) -> None:
+        self.api.merge_patch("configmaps", name, patch, summary)
 
 
 class Rollout:

@@ -205,6 +205,9 @@ class LocalTarget:
         """The service's migration command as a local process."""
         return run_locally(command, env, timeout_s)
 
+    def coordination(self) -> None:
+        return None  # one machine: the state directory's lock and control.json are enough
+
     def slot_url(self, slot: SlotName) -> str:
         return f"http://127.0.0.1:{self.plan.slots.of(slot).port}"
 

@@ -5,12 +5,14 @@ at the path ``FLAGD_OFFLINE_FLAG_SOURCE_PATH`` names; the kubelet refreshes the 
 (within its sync period, about a minute), each pod's watcher reloads it, and each pod reports
 the version it evaluates on ``GET /flags``. ``set_weight`` reads the ConfigMap, changes only
 the traffic flag (every other flag and key is kept) and patches it back with
-``kubectl patch --type merge``; ``verify`` waits until every serving instance evaluates the
-new version — the same read-back as the flagd file provider.
+a merge patch; ``verify`` waits until every serving instance evaluates the new version — the
+same read-back as the flagd file provider.
 
-``kubectl`` is the client (the ``kubernetes`` Python client is not a dependency): it carries
-the operator's context and credentials, and a missing ``kubectl`` fails with a clear error.
-The commands are run through ``run(argv) -> stdout``, so unit tests pass a fake.
+The ConfigMap is reached through a ``ConfigMapStore``: the kubernetes target's own API client
+(the identity golive acts with: the operator's context through kubectl proxy, or the Job's
+ServiceAccount in the cluster; a dry run records the patch), or ``kubectl`` with the plan's
+context where no target offers one; its commands run through ``run(argv) -> stdout``, so unit
+tests pass a fake.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from golive.errors import TrafficFlagError
 from golive.manifests import find_kubectl
@@ -73,6 +75,55 @@ def kubectl_runner(kubectl: str = "kubectl", timeout_s: float = 30.0) -> Run:
     return run
 
 
+class ConfigMapStore(Protocol):
+    """The namespace's ConfigMaps: read one, merge-patch one."""
+
+    def get(self, name: str) -> dict[str, Any]: ...
+
+    def patch(self, name: str, patch: dict[str, Any], summary: str) -> None: ...
+
+
+class KubectlConfigMaps:
+    """ConfigMaps through ``kubectl`` with the operator's context (``run(argv) -> stdout``);
+    a dry run records the patch instead of sending it."""
+
+    def __init__(
+        self,
+        namespace: str,
+        run: Run,
+        context: str | None = None,
+        record: Callable[[Write], None] | None = None,
+    ) -> None:
+        self.namespace, self.context = namespace, context
+        self._run, self._record = run, record
+
+    def _kubectl(self, *args: str) -> str:
+        context = ["--context", self.context] if self.context else []
+        return self._run([*context, "-n", self.namespace, *args])
+
+    def get(self, name: str) -> dict[str, Any]:
+        raw = self._kubectl("get", "configmap", name, "-o", "json")
+        try:
+            configmap = json.loads(raw)
+        except ValueError as exc:
+            raise TrafficFlagError(f"kubectl answered no JSON for configmap {name}") from exc
+        return configmap if isinstance(configmap, dict) else {}
+
+    def patch(self, name: str, patch: dict[str, Any], summary: str) -> None:
+        if self._record is not None:
+            context = f"--context {self.context} " if self.context else ""
+            self._record(
+                Write(
+                    "RUN",
+                    f"kubectl {context}-n {self.namespace} patch configmap {name} "
+                    f"--type merge -p <{summary}>",
+                    summary,
+                )
+            )
+            return
+        self._kubectl("patch", "configmap", name, "--type", "merge", "-p", json.dumps(patch))
+
+
 class ConfigMapFlag(PolledFlag):
     """The traffic flag in a ConfigMap's flagd file, read back from every serving instance."""
 
@@ -83,31 +134,27 @@ class ConfigMapFlag(PolledFlag):
         flag_key: str = FLAG_KEY,
         *,
         data_key: str = DATA_KEY,
+        store: ConfigMapStore | None = None,
         run: Run | None = None,
         instances: Sequence[Endpoint] | Callable[[], Sequence[Endpoint]] = (),
         poll_s: float = 1.0,
         context: str | None = None,
         record: Callable[[Write], None] | None = None,
     ) -> None:
+        """``store`` reaches the ConfigMaps (the kubernetes target's API, with its identity);
+        without one, ``kubectl`` with ``context`` (``run`` runs it; ``record``: a dry run)."""
         self.namespace = namespace
         self.context = context
         self.name = name
         self.key = flag_key
         self.data_key = data_key
-        self._run = run or kubectl_runner()
+        self._store = store or KubectlConfigMaps(
+            namespace, run or kubectl_runner(), context, record
+        )
         self._poller = InstancePoller(instances, flag_key, poll_s=poll_s, confirmations=3)
-        self._record = record  # a dry run: the patch is recorded, not sent
-
-    def _kubectl(self, *args: str) -> str:
-        context = ["--context", self.context] if self.context else []
-        return self._run([*context, "-n", self.namespace, *args])
 
     def _content(self) -> bytes:
-        raw = self._kubectl("get", "configmap", self.name, "-o", "json")
-        try:
-            configmap = json.loads(raw)
-        except ValueError as exc:
-            raise TrafficFlagError(f"kubectl answered no JSON for configmap {self.name}") from exc
+        configmap = self._store.get(self.name)
         text = (configmap.get("data") or {}).get(self.data_key)
         return text.encode() if isinstance(text, str) else b'{"flags": {}}'
 
@@ -121,19 +168,11 @@ class ConfigMapFlag(PolledFlag):
     def set_weight(self, percent: int) -> None:
         check_percent(percent)
         content = with_weight(self._document(), self.key, percent)
-        patch = json.dumps({"data": {self.data_key: content}})
-        if self._record is not None:
-            context = f"--context {self.context} " if self.context else ""
-            self._record(
-                Write(
-                    "RUN",
-                    f"kubectl {context}-n {self.namespace} patch configmap {self.name} "
-                    f"--type merge -p <{self.data_key} with {self.key} at {percent}%>",
-                    f"traffic flag {self.key} to {percent}%",
-                )
-            )
-            return
-        self._kubectl("patch", "configmap", self.name, "--type", "merge", "-p", patch)
+        self._store.patch(
+            self.name,
+            {"data": {self.data_key: content}},
+            f"traffic flag {self.key} to {percent}% ({self.data_key})",
+        )
 
     def stored_weights(self) -> dict[str, int]:
         """Every flag of the ConfigMap's file and the share it serves ``on`` (0: disabled or
@@ -161,12 +200,15 @@ class ConfigMapFlag(PolledFlag):
 
 
 def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
-    """The ``kubernetes-configmap`` provider for the plan's namespace, through the kubectl
-    context the kubernetes target uses (``KUBECTL`` overrides the client binary)."""
+    """The ``kubernetes-configmap`` provider for the plan's namespace: through the kubernetes
+    target's API and identity when the target offers its ConfigMaps (``configmaps()``), else
+    through the kubectl context the plan names (``KUBECTL`` overrides the client binary)."""
     kubectl = os.environ.get("KUBECTL") or find_kubectl() or "kubectl"
+    configmaps = getattr(target, "configmaps", None)
     return ConfigMapFlag(
         plan.target.namespace,
         flag_key=plan.traffic.flag_key,
+        store=configmaps() if callable(configmaps) else None,
         run=kubectl_runner(kubectl),
         instances=lambda: serving_instances(target),
         poll_s=min(1.0, plan.target.kubernetes.poll_s),

@@ -499,6 +499,16 @@ def a_security_scan_with_a_high_finding(scene: Scene) -> Outcome:
     )
 
 
+@produces(23, "could not create the run directory")
+def the_state_directory_cannot_be_written(scene: Scene) -> Outcome:
+    ran: list[str] = []
+    (scene.state_dir / "runs").parent.mkdir(parents=True, exist_ok=True)
+    (scene.state_dir / "runs").write_text("a file where the runs' directory must be\n")
+    outcome = scene.run([Stand("preflight", run=lambda ctx: ran.append("preflight"))])
+    assert ran == [], "a step ran with no journal"
+    return outcome
+
+
 @produces(130, "interrupted during hold")
 def a_signal_during_a_run(scene: Scene) -> Outcome:
     def interrupt(ctx: StepContext) -> None:
