@@ -56,7 +56,7 @@ def front() -> Iterator[ApiFront]:
 @pytest.fixture(scope="module")
 def operator(front: ApiFront) -> Iterator[httpx.Client]:
     """No credentials: the operator through ``kubectl proxy``."""
-    with httpx.Client(base_url=front.url, timeout=10) as client:
+    with httpx.Client(base_url=front.url, timeout=10, verify=False) as client:
         yield client
 
 
@@ -72,7 +72,8 @@ class Namespace:
         groups = ["system:serviceaccounts", f"system:serviceaccounts:{self.name}"]
         front.add_token(self.token, self.user, [*groups, "system:authenticated"])
         headers = {"Authorization": f"Bearer {self.token}"}
-        self.golive = httpx.Client(base_url=front.url, timeout=10, headers=headers)
+        # Plain HTTP: no TLS context to load (verify=False).
+        self.golive = httpx.Client(base_url=front.url, timeout=10, headers=headers, verify=False)
 
     def requests(self) -> list[ApiRequest]:
         """What golive's ServiceAccount asked in this namespace's test, in order."""
@@ -687,3 +688,61 @@ def test_kubectl_applies_a_role_and_acts_as_the_service_account_with_its_token(
     no = kubectl(golive, "auth", "can-i", "delete", "leases.coordination.k8s.io")
     assert (yes.stdout.strip(), no.stdout.strip()) == ("yes", "no")
     assert {r.user for r in front.requests() if r.path.endswith("/leases")} >= {ns.user}
+
+
+def test_the_pod_cluster_gives_a_service_account_token_its_log_and_the_write_hook(
+    tmp_path: Path, kubectl_binary: str
+) -> None:
+    from tests.integration.golive.pod_cluster import PodCluster
+
+    with PodCluster(tmp_path, pod_env={}) as cluster:  # no Deployment: no pod starts
+        token = cluster.service_account_token("golive")
+        user = f"system:serviceaccount:{cluster.namespace}:golive"
+        written: list[ApiRequest] = []
+        cluster.after_write(written.append)
+        cluster.http.post(cluster.path("ConfigMap"), json={"metadata": {"name": "flags"}})
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "golive"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "golive"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "golive"},
+            "subjects": [{"kind": "ServiceAccount", "name": "golive"}],
+        }
+        for doc in (role, binding):
+            path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{cluster.namespace}/"
+            created = cluster.http.post(f"{path}{doc['kind'].lower()}s", json=doc)
+            assert created.status_code == 201, created.text
+
+        config = cluster.kubeconfig(tmp_path / "config", context="golive", token=token)
+        base = [kubectl_binary, "--kubeconfig", str(config), "--context", "golive"]
+        got = subprocess.run(
+            [*base, "get", "configmap", "flags", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert got.stdout.strip() == "configmap/flags", got.stderr
+        deleted = subprocess.run(
+            [*base, "delete", "configmap", "flags"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert deleted.returncode != 0 and "(Forbidden)" in deleted.stderr
+
+        mine = [(r.verb, r.resource, r.name, r.status) for r in cluster.api_requests(user)]
+        assert ("get", "configmaps", "flags", 200) in mine
+        assert mine[-1] == ("delete", "configmaps", "flags", 403)
+        assert [(w.user, w.verb, w.resource) for w in written] == [
+            ("operator", "create", "configmaps"),
+            ("operator", "create", "roles"),
+            ("operator", "create", "rolebindings"),
+        ]
