@@ -12,6 +12,7 @@ import base64
 import http.server
 import itertools
 import json
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -422,6 +423,43 @@ def test_a_self_subject_access_review_answers_for_the_requesting_user(
     assert ns.golive.get(reviews).status_code == 403  # authorized before it is routed
     assert ns.requests()[0].verb == "create"
     assert ns.requests()[0].resource == "selfsubjectaccessreviews"
+
+
+def test_a_self_subject_rules_review_lists_the_users_rules_in_a_namespace(
+    ns: Namespace, operator: httpx.Client
+) -> None:
+    granted = rule(["configmaps"], ["get", "patch"], resourceNames=["flags"])
+    ns.grant(granted)
+    reviews = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
+    answer = ns.golive.post(reviews, json={"spec": {"namespace": ns.name}})
+    assert answer.status_code == 201
+    status = answer.json()["status"]
+    assert granted in status["resourceRules"]
+    assert {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+        "verbs": ["create"],
+    } in status["resourceRules"]
+    assert "/version" in status["nonResourceRules"][0]["nonResourceURLs"]
+    elsewhere = ns.golive.post(reviews, json={"spec": {"namespace": "default"}}).json()["status"]
+    assert granted not in elsewhere["resourceRules"]
+    everything = operator.post(reviews, json={"spec": {"namespace": ns.name}}).json()["status"]
+    assert {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]} in everything["resourceRules"]
+
+
+def test_the_same_api_is_served_over_tls_with_the_fronts_certificate(
+    ns: Namespace, front: ApiFront, tmp_path: Path
+) -> None:
+    ns.configmap("flags", a="1")
+    ns.grant(rule(["configmaps"], ["get"]))
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(front.ca_pem)
+    context = ssl.create_default_context(cafile=str(ca))
+    headers = {"Authorization": f"Bearer {ns.token}"}
+    with httpx.Client(base_url=front.secure_url, verify=context, headers=headers) as secure:
+        assert secure.get(ns.path("configmaps", "flags")).json()["data"] == {"a": "1"}
+        assert secure.get(ns.path("configmaps")).status_code == 403
+    assert [(r.verb, r.status) for r in ns.requests()] == [("get", 200), ("list", 403)]
 
 
 def test_every_user_may_read_discovery_and_health_but_no_other_path(
