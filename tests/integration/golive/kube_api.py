@@ -3,8 +3,9 @@
 kmock (``kube_cluster.Cluster``) keeps the objects; this front answers the API and writes to
 kmock what a real API server would have stored. It serves:
 
-- discovery for core v1, apps/v1, batch/v1, discovery.k8s.io/v1, autoscaling/v2, policy/v1
-  (so kubectl works), and ``/version``;
+- discovery for core v1, apps/v1, batch/v1, discovery.k8s.io/v1, autoscaling/v2, policy/v1,
+  coordination.k8s.io/v1 (Leases), rbac.authorization.k8s.io/v1 (Roles, RoleBindings) and
+  authorization.k8s.io/v1 (the self reviews), so kubectl works, and ``/version``;
 - GET, LIST (``labelSelector``, ``fieldSelector``) and WATCH (with ``resourceVersion``,
   ``sendInitialEvents``, ``timeoutSeconds``) of the kinds in ``kube_objects.KINDS``;
 - writes: create (POST, ``generateName``), replace (PUT), merge / strategic-merge / JSON patch,
@@ -16,6 +17,30 @@ kmock what a real API server would have stored. It serves:
   ``metadata.managedFields`` records each manager's fields;
 - ``pods/{name}[:port]/proxy/...`` and ``services/{name}[:port]/proxy/...`` to the pods' real
   processes, and ``pods/{name}/log`` from the kubelet's log files (``PodLogs``).
+
+Authentication and authorization, as a real API server does them:
+
+- a request with ``Authorization: Bearer <token>`` is the user ``add_token`` registered for the
+  token (a ServiceAccount is ``system:serviceaccount:<namespace>:<name>``); an unknown token is
+  answered 401; a request without the header is the operator through ``kubectl proxy``
+  (``OPERATOR``, in ``system:masters``: unrestricted, as every test before tokens);
+- RBAC for every other user: Roles and RoleBindings (``rbac.authorization.k8s.io/v1``, created
+  through the API like any object) in the request's namespace, subjects of kind ServiceAccount,
+  User or Group, rules matched on apiGroups, resources (``pods/proxy``, ``pods/log``,
+  ``deployments/scale``...), verbs and resourceNames, with the request's verb derived as the
+  API server's RequestInfo does (``request_attributes``); every authenticated user also has what
+  the default ClusterRoles system:basic-user, system:discovery and system:public-info-viewer
+  grant (``kube_objects.BUILT_IN_RULES``). A refusal is the real 403 and its wording;
+- ``selfsubjectaccessreviews`` and ``selfsubjectrulesreviews`` (``kubectl auth can-i``) answered
+  from the same authorizer, not stored;
+- ``requests()``: every request answered (allowed, refused or unauthenticated), in order, as an
+  ``ApiRequest`` with its user, verb, group, resource, subresource, name, namespace and status;
+- ``after_write``: hooks called with each successful write to a stored object after it is
+  stored (a GET already sees it) and before the writer gets its answer, in a worker thread.
+
+Not covered: ClusterRoles and ClusterRoleBindings (a binding to a ClusterRole grants nothing;
+cluster-scoped requests are allowed only by the built-in rules), aggregation, impersonation,
+the escalate and bind checks on writing Roles and RoleBindings, client certificates.
 
 As a real API server does after authenticating a request, the proxies drop the caller's
 ``Authorization`` header: a pod never sees the credentials used for the API.
@@ -30,12 +55,16 @@ import collections
 import copy
 import json
 import random
+import socket
+import ssl
 import string
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -43,21 +72,26 @@ import yaml
 from aiohttp import web
 
 from tests.integration.golive.kube_objects import (
+    BUILT_IN_RULES,
     BY_KIND,
     BY_PATH,
     KINDS,
     ApiError,
+    Attributes,
     Kind,
     Obj,
     Requirement,
+    User,
     apply_conflicts,
     apply_merge,
     bad_request,
     canonical,
     changed_paths,
     conflict,
+    describe_subject,
     field_paths,
     fields_match,
+    forbidden,
     invalid,
     json_patch,
     labels_match,
@@ -67,8 +101,10 @@ from tests.integration.golive.kube_objects import (
     parse_fields,
     parse_selector,
     record_manager,
+    rule_allows,
     selector_string,
     strategic_merge_patch,
+    subject_matches,
 )
 
 SERVER_VERSION = {
@@ -97,6 +133,95 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+# A request without credentials: the operator through ``kubectl proxy``, unrestricted.
+OPERATOR = User("operator", ("system:masters", "system:authenticated"))
+UNRESTRICTED_GROUP = "system:masters"  # as on a real server, no rule is looked at for it
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# Served but not stored: a review is answered from the authorizer.
+REVIEWS = (
+    Kind(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        namespaced=False,
+    ),
+    Kind(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        namespaced=False,
+    ),
+)
+_ATTRIBUTES = web.RequestKey("attributes", Attributes)
+_USER = web.RequestKey("user", User)
+_STORED = web.RequestKey("stored", bool)  # routed to a stored object's handler
+_LOGGED = web.RequestKey("logged", bool)
+_CREATED = web.RequestKey("created", str)  # the name a create gave its object
+_METHOD_VERBS = {
+    "POST": "create",
+    "GET": "get",
+    "HEAD": "get",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One request the front answered, with the attributes the authorizer judged it by."""
+
+    user: str  # empty when the request was not authenticated
+    verb: str
+    api_group: str
+    resource: str
+    subresource: str
+    name: str  # a create's: the created object's, as an audit log records it
+    namespace: str
+    method: str
+    path: str
+    status: int
+    non_resource_path: str  # set (and resource empty) for /version, /api, /openapi/v3...
+
+
+def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Attributes:
+    """The API server's RequestInfo: ``/api/v1`` and ``/apis/{group}/{version}`` followed by a
+    resource is a resource request (verb from the method: a GET of a collection is list, or
+    watch with ``watch=true``; a DELETE of one is deletecollection; a list or watch with a
+    ``metadata.name`` field selector names that object); anything else a non-resource one."""
+    parts = [p for p in path.split("/") if p]
+    rest: list[str] = []
+    group = ""
+    if parts[:1] == ["api"] and len(parts) >= 2:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    if not rest:
+        return Attributes(verb=method.lower(), path=path)
+    namespace = ""
+    if rest[0] == "namespaces":
+        namespace = rest[1] if len(rest) > 1 else ""
+        if len(rest) > 2 and rest[2] not in ("status", "finalize"):
+            rest = rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    verb = _METHOD_VERBS.get(method, method.lower())
+    if verb == "get" and query.get("watch") in ("true", "1"):
+        verb = "watch"
+    elif verb == "get" and not name:
+        verb = "list"
+    elif verb == "delete" and not name:
+        verb = "deletecollection"
+    if verb in ("list", "watch") and not name:
+        try:
+            terms = parse_fields(query.get("fieldSelector"))
+        except ApiError:
+            terms = []
+        name = next((v for p, eq, v in terms if p == ("metadata", "name") and eq), "")
+    return Attributes(verb, group, resource, subresource, name, namespace)
 
 
 class PodLogs(Protocol):
@@ -185,8 +310,19 @@ class ApiFront:
         self.store_url = store_url.rstrip("/")
         self.logs = logs
         self.url = ""
+        # The same API over TLS, as clients that send a bearer token need it (kubectl and
+        # client-go send none over plain HTTP); ``ca_pem`` is the certificate to trust.
+        self.secure_url = ""
+        self.ca_pem = b""
         self.revision = 1000
         self.on_write: list[Callable[[], None]] = []  # called in the front's thread
+        # Called with each successful write to a stored object, after it is stored and before
+        # the client gets its answer, in a worker thread (a hook may block).
+        self.after_write: list[Callable[[ApiRequest], None]] = []
+        self.hook_errors: list[Exception] = []  # what after_write hooks raised
+        self._tokens: dict[str, User] = {}
+        self._requests: list[ApiRequest] = []
+        self._log_lock = threading.Lock()
         self.namespaces: set[str] = set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kube-api-front", daemon=True)
@@ -243,27 +379,142 @@ class ApiFront:
             await site.start()
             host, port = runner.addresses[0][:2]
             self.url = f"http://{host}:{port}"
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            context, self.ca_pem = _self_signed()
+            await web.SockSite(runner, listener, ssl_context=context).start()
+            self.secure_url = f"https://127.0.0.1:{listener.getsockname()[1]}"
             self._ready.set()
             await self._stop.wait()
             for watcher in list(self._watchers):
                 watcher.queue.put_nowait(None)
             await runner.cleanup()
 
+    # --- authentication, authorization and the request log -----------------------------------
+
+    def add_token(
+        self, token: str, username: str, groups: tuple[str, ...] | list[str] = ()
+    ) -> None:
+        """A request with ``Authorization: Bearer <token>`` is ``username`` in ``groups``."""
+        with self._log_lock:
+            self._tokens[token] = User(username, tuple(groups))
+
+    def requests(self, user: str | None = None) -> list[ApiRequest]:
+        """Every request answered so far, in order (only ``user``'s if given)."""
+        with self._log_lock:
+            return [r for r in self._requests if user is None or r.user == user]
+
+    def _authenticate(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return OPERATOR
+        scheme, _, token = header.strip().partition(" ")
+        with self._log_lock:
+            user = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    async def authorize(self, user: User, attributes: Attributes) -> tuple[bool, str]:
+        """RBAC's decision and its reason: the built-in rules every authenticated user has,
+        then the rules of the Roles that RoleBindings in the request's namespace bind to the
+        user (a binding to a ClusterRole grants nothing here)."""
+        if UNRESTRICTED_GROUP in user.groups:
+            return True, ""
+        if any(rule_allows(attributes, rule) for rule in BUILT_IN_RULES):
+            return True, 'RBAC: allowed by ClusterRoleBinding "system:basic-user"'
+        namespace = attributes.namespace
+        if not namespace:
+            return False, ""
+        bindings = await self._store.list(BY_KIND["RoleBinding"], namespace)
+        for binding in sorted(bindings, key=lambda b: b["metadata"]["name"]):
+            ref = binding.get("roleRef") or {}
+            if ref.get("kind") != "Role":
+                continue
+            subject = next(
+                (s for s in binding.get("subjects") or [] if subject_matches(s, user, namespace)),
+                None,
+            )
+            if subject is None:
+                continue
+            role = await self._store.get(BY_KIND["Role"], namespace, str(ref.get("name")))
+            if role is None:
+                continue
+            if any(rule_allows(attributes, rule) for rule in role.get("rules") or []):
+                reason = (
+                    f'RBAC: allowed by RoleBinding "{binding["metadata"]["name"]}/{namespace}" '
+                    f'of Role "{ref.get("name")}" to {describe_subject(subject, namespace)}'
+                )
+                return True, reason
+        return False, ""
+
+    def _answered(self, request: web.Request, status: int) -> ApiRequest | None:
+        """Record the request once, when its answer's status is known."""
+        if request.get(_LOGGED):
+            return None
+        request[_LOGGED] = True
+        attributes: Attributes = request[_ATTRIBUTES]
+        user: User | None = request.get(_USER)
+        entry = ApiRequest(
+            user=user.name if user else "",
+            verb=attributes.verb,
+            api_group=attributes.api_group,
+            resource=attributes.resource,
+            subresource=attributes.subresource,
+            name=attributes.name or request.get(_CREATED, ""),
+            namespace=attributes.namespace,
+            method=request.method,
+            path=request.path,
+            status=status,
+            non_resource_path=attributes.path,
+        )
+        with self._log_lock:
+            self._requests.append(entry)
+        return entry
+
     # --- routing -----------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        attributes = request_attributes(request.method, request.path, request.query)
+        request[_ATTRIBUTES] = attributes
         try:
-            return await self._route(request)
+            user = request[_USER] = self._authenticate(request)
+            allowed, _ = await self.authorize(user, attributes)
+            if not allowed:
+                raise forbidden(user, attributes)
+            response = await self._route(request)
         except ApiError as exc:
-            return web.json_response(exc.status(), status=exc.code)
+            response = web.json_response(exc.status(), status=exc.code)
+        except BaseException:
+            self._answered(request, 500)
+            raise
+        entry = self._answered(request, response.status)
+        if (
+            entry is not None
+            and request.get(_STORED)
+            and entry.verb in WRITE_VERBS
+            and 200 <= entry.status < 300
+            and request.query.get("dryRun") != "All"
+        ):
+            for hook in list(self.after_write):
+                try:
+                    await self._loop.run_in_executor(None, hook, entry)
+                except Exception as exc:  # the writer still gets the answer the log records
+                    self.hook_errors.append(exc)
+        return response
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         parts = [p for p in path.split("/") if p]
+        if request.method == "GET" and parts in (["healthz"], ["livez"], ["readyz"]):
+            return web.Response(text="ok")
         if request.method == "GET":
             document = self._discovery(parts)
             if document is not None:
                 return web.json_response(document)
+        if len(parts) == 4 and parts[:3] == ["apis", "authorization.k8s.io", "v1"]:
+            return await self._review(request, parts[3])
         target = self._target(parts, path)
         if target is None:
             return await self._forward(request, self.store_url + str(request.rel_url))
@@ -274,8 +525,101 @@ class ApiFront:
             return await self._watch(request, target)
         if target.subresource == "log" and request.method == "GET":
             return await self._log(request, target)
+        request[_STORED] = True
         body, status = await self._resource(request, target)
+        if status == 201:
+            request[_CREATED] = str(body.get("metadata", {}).get("name") or "")
         return web.json_response(body, status=status)
+
+    async def _review(self, request: web.Request, resource: str) -> web.StreamResponse:
+        if resource not in ("selfsubjectaccessreviews", "selfsubjectrulesreviews"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if request.method != "POST":
+            raise ApiError(
+                405, "MethodNotAllowed", f"{request.method} is not supported on {resource}"
+            )
+        if resource == "selfsubjectaccessreviews":
+            return web.json_response(await self._access_review(request), status=201)
+        return web.json_response(await self._rules_review(request), status=201)
+
+    async def _access_review(self, request: web.Request) -> Obj:
+        """A SelfSubjectAccessReview: may the requesting user do this? Not stored."""
+        body = await _json_body(request)
+        spec = body.get("spec") or {}
+        resource = spec.get("resourceAttributes")
+        non_resource = spec.get("nonResourceAttributes")
+        if isinstance(resource, dict) and resource.get("resource"):
+            attributes = Attributes(
+                verb=str(resource.get("verb") or ""),
+                api_group=str(resource.get("group") or ""),
+                resource=str(resource["resource"]),
+                subresource=str(resource.get("subresource") or ""),
+                name=str(resource.get("name") or ""),
+                namespace=str(resource.get("namespace") or ""),
+            )
+        elif isinstance(non_resource, dict) and non_resource.get("path"):
+            attributes = Attributes(
+                verb=str(non_resource.get("verb") or ""), path=str(non_resource["path"])
+            )
+        else:
+            raise ApiError(
+                422,
+                "Invalid",
+                "SelfSubjectAccessReview.authorization.k8s.io is invalid: spec.resourceAttributes:"
+                " Invalid value: null: exactly one of nonResourceAttributes or "
+                "resourceAttributes must be specified",
+            )
+        allowed, reason = await self.authorize(request[_USER], attributes)
+        status: Obj = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        meta = {**(body.get("metadata") or {}), "creationTimestamp": None}
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": meta,
+            "spec": spec,
+            "status": status,
+        }
+
+    async def _rules_review(self, request: web.Request) -> Obj:
+        """A SelfSubjectRulesReview: the rules the requesting user has in a namespace."""
+        body = await _json_body(request)
+        spec = body.get("spec") or {}
+        namespace = str(spec.get("namespace") or "")
+        user: User = request[_USER]
+        rules: list[Obj] = list(BUILT_IN_RULES)
+        if UNRESTRICTED_GROUP in user.groups:
+            rules.append({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
+            rules.append({"nonResourceURLs": ["*"], "verbs": ["*"]})
+        elif namespace:
+            for binding in await self._store.list(BY_KIND["RoleBinding"], namespace):
+                ref = binding.get("roleRef") or {}
+                subjects = binding.get("subjects") or []
+                if ref.get("kind") != "Role" or not any(
+                    subject_matches(s, user, namespace) for s in subjects
+                ):
+                    continue
+                role = await self._store.get(BY_KIND["Role"], namespace, str(ref.get("name")))
+                rules.extend((role or {}).get("rules") or [])
+        resource_keys = ("verbs", "apiGroups", "resources", "resourceNames")
+        return {
+            "kind": "SelfSubjectRulesReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": {
+                "resourceRules": [
+                    {k: r[k] for k in resource_keys if k in r} for r in rules if "resources" in r
+                ],
+                "nonResourceRules": [
+                    {"verbs": r["verbs"], "nonResourceURLs": r["nonResourceURLs"]}
+                    for r in rules
+                    if "nonResourceURLs" in r
+                ],
+                "incomplete": False,
+            },
+        }
 
     def _discovery(self, parts: list[str]) -> Obj | None:
         if parts == ["version"]:
@@ -431,6 +775,7 @@ class ApiFront:
                 events.append({"type": "BOOKMARK", "object": mark})
             self._watchers.add(watcher)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        self._answered(request, response.status)
         try:
             await response.prepare(request)
             for event in events:
@@ -846,9 +1191,48 @@ class ApiFront:
         return web.Response(body=text, content_type="text/plain", charset="utf-8")
 
 
+def _self_signed() -> tuple[ssl.SSLContext, bytes]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1 and localhost."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pod-cluster")])
+    now = datetime.now(UTC)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "tls.crt").write_bytes(cert_pem)
+        (Path(folder) / "tls.key").write_bytes(key_pem)
+        context.load_cert_chain(Path(folder) / "tls.crt", Path(folder) / "tls.key")
+    return context, cert_pem
+
+
 def _groups() -> list[Obj]:
     versions: dict[str, str] = {}
-    for kind in KINDS:
+    for kind in KINDS + REVIEWS:
         if kind.group:
             versions.setdefault(kind.group, kind.version)
     return [
@@ -878,7 +1262,7 @@ def _resource_list(group: str, version: str) -> Obj:
                 "shortNames": ["ns"],
             }
         )
-    for kind in KINDS:
+    for kind in KINDS + REVIEWS:
         if (kind.group, kind.version) != (group, version):
             continue
         resources.append(
@@ -887,7 +1271,7 @@ def _resource_list(group: str, version: str) -> Obj:
                 "singularName": kind.kind.lower(),
                 "namespaced": kind.namespaced,
                 "kind": kind.kind,
-                "verbs": _VERBS,
+                "verbs": ["create"] if kind in REVIEWS else _VERBS,
                 "shortNames": list(kind.short),
             }
         )

@@ -4,7 +4,9 @@ The API front (``kube_api.py``) uses them; kmock only stores what they return. C
 kinds the go-live touches (``KINDS``), merge patches (RFC 7386), strategic merge patches
 (lists of containers, env, ports and volumes merged by their key), JSON patches, server-side
 apply (maps merged, lists replaced whole, conflicts with other managers' fields unless forced),
-``metadata.managedFields``, label and field selectors.
+``metadata.managedFields``, label and field selectors; and RBAC's evaluation of a request's
+attributes (``Attributes``) against Roles' rules (``rule_allows``), as the API server's
+authorizer does.
 
 Not covered: defaulting beyond a few fields, validation against the OpenAPI schema, admission,
 ``$patch``/``$retainKeys`` directives, associative-list ownership in managedFields (a list is one
@@ -93,6 +95,9 @@ KINDS = (
         generation=True,
         subresources=("status",),
     ),
+    Kind("coordination.k8s.io", "v1", "leases", "Lease"),
+    Kind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
 )
 BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 BY_KIND = {k.kind: k for k in KINDS}
@@ -440,3 +445,133 @@ def selector_string(match_labels: dict[str, str]) -> str:
 
 def canonical(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- RBAC
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What the authorizer judges a request by, as the API server's RequestInfo gives it."""
+
+    verb: str
+    api_group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+    namespace: str = ""
+    path: str = ""  # a non-resource request's path (resource empty)
+
+    @property
+    def is_resource(self) -> bool:
+        return bool(self.resource)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+# What every authenticated user may do: the default ClusterRoles system:basic-user,
+# system:discovery and system:public-info-viewer, bound to system:authenticated.
+BUILT_IN_RULES: tuple[Obj, ...] = (
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+        "verbs": ["create"],
+    },
+    {
+        "nonResourceURLs": [
+            "/api",
+            "/api/*",
+            "/apis",
+            "/apis/*",
+            "/healthz",
+            "/livez",
+            "/openapi",
+            "/openapi/*",
+            "/readyz",
+            "/version",
+            "/version/",
+        ],
+        "verbs": ["get"],
+    },
+)
+
+
+def rule_allows(attributes: Attributes, rule: Obj) -> bool:
+    """Whether one PolicyRule grants the request (RBAC's ``RuleAllows``): verbs, then apiGroups,
+    resources (``resource/subresource``, ``*``, ``*/subresource``) and resourceNames (a rule
+    with names never matches a request without one: create, a plain list or deletecollection)
+    for a resource request; verbs and nonResourceURLs (``*`` and a trailing ``*``) otherwise."""
+
+    def has(key: str, value: str) -> bool:
+        listed = rule.get(key) or []
+        return "*" in listed or value in listed
+
+    if not has("verbs", attributes.verb):
+        return False
+    if not attributes.is_resource:
+        return any(
+            url == "*"
+            or url == attributes.path
+            or (url.endswith("*") and attributes.path.startswith(url[:-1]))
+            for url in rule.get("nonResourceURLs") or []
+        )
+    if not has("apiGroups", attributes.api_group):
+        return False
+    sub = attributes.subresource
+    combined = f"{attributes.resource}/{sub}" if sub else attributes.resource
+    resources = rule.get("resources") or []
+    if not any(r in ("*", combined) or (sub and r == f"*/{sub}") for r in resources):
+        return False
+    names = rule.get("resourceNames") or []
+    return not names or attributes.name in names
+
+
+def subject_matches(subject: Obj, user: User, binding_namespace: str) -> bool:
+    """Whether a RoleBinding's subject is this user: a ServiceAccount (its namespace defaults
+    to the binding's), a User by name or a Group the user is in."""
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "ServiceAccount":
+        namespace = subject.get("namespace") or binding_namespace
+        return user.name == f"system:serviceaccount:{namespace}:{name}"
+    if kind == "User":
+        return user.name == name
+    if kind == "Group":
+        return name in user.groups
+    return False
+
+
+def describe_subject(subject: Obj, binding_namespace: str) -> str:
+    if subject.get("kind") == "ServiceAccount":
+        namespace = subject.get("namespace") or binding_namespace
+        return f'ServiceAccount "{subject.get("name")}/{namespace}"'
+    return f'{subject.get("kind")} "{subject.get("name")}"'
+
+
+def forbidden(user: User, attributes: Attributes) -> ApiError:
+    """The API server's 403 for a request no rule allows, worded as it words it."""
+    if not attributes.is_resource:
+        message = f'forbidden: User "{user.name}" cannot {attributes.verb} path "{attributes.path}"'
+        return ApiError(403, "Forbidden", message)
+    sub = attributes.subresource
+    combined = f"{attributes.resource}/{sub}" if sub else attributes.resource
+    where = (
+        f'in the namespace "{attributes.namespace}"'
+        if attributes.namespace
+        else "at the cluster scope"
+    )
+    why = (
+        f'User "{user.name}" cannot {attributes.verb} resource "{combined}" in API group '
+        f'"{attributes.api_group}" {where}'
+    )
+    qualified = (
+        f"{attributes.resource}.{attributes.api_group}"
+        if attributes.api_group
+        else attributes.resource
+    )
+    named = f' "{attributes.name}"' if attributes.name else ""
+    details = {"name": attributes.name, "group": attributes.api_group, "kind": attributes.resource}
+    return ApiError(403, "Forbidden", f"{qualified}{named} is forbidden: {why}", details)

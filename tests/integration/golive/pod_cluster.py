@@ -8,7 +8,10 @@ real part does, on loopback:
   real API server does for the kinds the go-live touches: discovery for kubectl, list and watch
   with selectors, server-side apply, merge/strategic/JSON patches, resourceVersion (409 on a
   stale one), generation, managedFields, the status and scale subresources, graceful pod
-  deletion, dry runs, the pod and service proxies and pod logs;
+  deletion, dry runs, the pod and service proxies and pod logs, Leases; bearer tokens
+  (``service_account_token``, ``kubeconfig(token=...)``) and RBAC of Roles and RoleBindings for
+  them, SelfSubjectAccessReviews, a log of every request (``api_requests``) and hooks run after
+  a write is stored and before its answer is sent (``after_write``);
 - the controllers and kubelets (``pod_runner.PodRunner``, ``kubelet.PodProcess``) run every
   Deployment's pods and every Job's pod as real ``credit-assessment`` processes, keep
   EndpointSlices current and refresh ConfigMap volumes ``kubelet_sync_s`` after a change;
@@ -24,8 +27,10 @@ service's ``*_FILE`` variables are left out.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +41,7 @@ import httpx
 import yaml
 
 from golive.service import service_cli
-from tests.integration.golive.kube_api import ApiFront
+from tests.integration.golive.kube_api import ApiFront, ApiRequest
 from tests.integration.golive.kube_cluster import NAMESPACE, Cluster
 from tests.integration.golive.kube_objects import BY_KIND, Obj
 from tests.integration.golive.kube_proxy import ServiceProxy
@@ -168,13 +173,21 @@ class PodCluster:
 
     # --- what tests use -----------------------------------------------------------------------
 
-    def kubeconfig(self, path: Path, context: str = "production") -> Path:
-        """A kubeconfig whose context ``context`` is this cluster (and not the current one)."""
+    def kubeconfig(self, path: Path, context: str = "production", token: str | None = None) -> Path:
+        """A kubeconfig whose context ``context`` is this cluster (and not the current one), as
+        the operator or, with ``token``, as the token's user (``service_account_token``)."""
+        user = {"token": token} if token else {}
+        # kubectl sends a token only over TLS: a token's kubeconfig names the TLS address.
+        server: dict[str, str] = {"server": self.url}
+        if token:
+            front = self._running_front()
+            ca = base64.b64encode(front.ca_pem).decode()
+            server = {"server": front.secure_url, "certificate-authority-data": ca}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "pod-cluster", "cluster": {"server": self.url}}],
-            "users": [{"name": "operator", "user": {}}],
+            "clusters": [{"name": "pod-cluster", "cluster": server}],
+            "users": [{"name": "operator", "user": user}],
             "contexts": [
                 {
                     "name": context,
@@ -189,6 +202,34 @@ class PodCluster:
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
+
+    def service_account_token(self, name: str, namespace: str | None = None) -> str:
+        """A bearer token for ServiceAccount ``name``: its requests are
+        ``system:serviceaccount:<namespace>:<name>``'s, allowed what its RoleBindings grant."""
+        namespace = namespace or self.namespace
+        return self.user_token(
+            f"system:serviceaccount:{namespace}:{name}",
+            (
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{namespace}",
+                "system:authenticated",
+            ),
+        )
+
+    def user_token(self, username: str, groups: tuple[str, ...] = ()) -> str:
+        """A bearer token for ``username`` in ``groups`` (``system:masters`` is unrestricted)."""
+        token = secrets.token_urlsafe(24)
+        self._running_front().add_token(token, username, groups)
+        return token
+
+    def api_requests(self, user: str | None = None) -> list[ApiRequest]:
+        """Every request the API answered so far, in order (only ``user``'s if given)."""
+        return self._running_front().requests(user)
+
+    def after_write(self, hook: Callable[[ApiRequest], None]) -> None:
+        """Call ``hook`` after each successful write is stored, before the writer's answer is
+        sent (in a worker thread: it may block, e.g. to kill the writer)."""
+        self._running_front().after_write.append(hook)
 
     def service_url(self, name: str, namespace: str | None = None, timeout_s: float = 10) -> str:
         """``http://127.0.0.1:P``: the Service's kube-proxy port (waits for it to be opened)."""
@@ -354,6 +395,11 @@ class PodCluster:
         if self._runner is None:
             raise RuntimeError("the cluster is not running (use it inside `with PodCluster(...)`)")
         return self._runner
+
+    def _running_front(self) -> ApiFront:
+        if self._front is None:
+            raise RuntimeError("the cluster is not running (use it inside `with PodCluster(...)`)")
+        return self._front
 
     def _running_proxy(self) -> ServiceProxy:
         if self._proxy is None:

@@ -194,10 +194,11 @@ def test_the_pod_proxy_passes_requests_and_answers_through(cluster: PodCluster) 
 
     # A POST with a body, through the named port: the pod's own answer comes back, and the
     # caller's API credentials do not reach the pod (a real API server drops them too).
+    token = cluster.user_token("admin", ("system:masters",))
     answer = cluster.http.post(
         f"{proxy}:http/proxy/api/v1/assessment",
         json={"clientId": "123e4567-e89b-12d3-a456-426614174000", "loanAmount": 5000},
-        headers={"Authorization": "Bearer for-the-api-server", "X-Request-Id": "proxy-check-1"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-Id": "proxy-check-1"},
     )
     assert answer.status_code == 401
     assert answer.headers["content-type"].startswith("application/problem+json")
