@@ -261,6 +261,15 @@ def test_an_interruption_is_retried_and_resumed(job, code):
     assert _failure_action(job, code) == "Count"
 
 
+def test_a_rollback_counted_as_a_retry_is_caught(job):
+    """Were 13 left out of the FailJob rule, a rolled-back go-live would start again."""
+    wrong = copy.deepcopy(job)
+    for rule in wrong["spec"]["podFailurePolicy"]["rules"]:
+        if rule["action"] == "FailJob":
+            rule["onExitCodes"]["values"].remove(13)
+    assert _failure_action(wrong, 13) == "Count"
+
+
 def test_disruptions_are_ignored_and_the_job_outlives_the_go_live(job):
     spec = job["spec"]
     rules = spec["podFailurePolicy"]["rules"]
