@@ -39,6 +39,7 @@ DEFAULT_MANIFESTS = (
     Path("deploy/k8s/production"),
     Path("deploy/k8s/migration"),
     Path("deploy/k8s/infra"),
+    Path("deploy/k8s/golive-production"),
 )
 DEFAULT_MOUNT = "secret"
 VAULT_TIMEOUT_S = 5.0

@@ -20,7 +20,7 @@ from golive import manifests
 
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "deploy" / "k8s"
-OVERLAYS = ("blue", "green", "production", "migration", "infra")
+OVERLAYS = ("blue", "green", "production", "migration", "infra", "golive-production")
 
 
 def _beside_python(name: str) -> str | None:

@@ -4,6 +4,7 @@ engine runs here, so the build itself is not exercised)."""
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import re
 import subprocess
@@ -40,7 +41,8 @@ def test_hadolint_finds_nothing(hadolint):
 
 def test_multi_stage_slim_python_311():
     froms = [rest for word, rest in instructions() if word == "FROM"]
-    assert len(froms) == 2
+    assert [f.split(" AS ")[-1] for f in froms] == ["build", "golive", "runtime"]
+    assert {f.split(" AS ")[0] for f in froms} == {"${PYTHON_IMAGE}"}
     args = dict(
         rest.split("=", 1) for word, rest in instructions() if word == "ARG" and "=" in rest
     )
@@ -68,6 +70,39 @@ def test_runtime_contract():
     labels = " ".join(rest for word, rest in runtime if word == "LABEL")
     for key, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
         assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
+
+
+def stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of one stage, FROM included."""
+    steps = instructions()
+    starts = [i for i, (w, _) in enumerate(steps) if w == "FROM"] + [len(steps)]
+    for begin, end in itertools.pairwise(starts):
+        if steps[begin][1].endswith(f" AS {name}"):
+            return steps[begin:end]
+    raise AssertionError(f"no stage {name}")
+
+
+def test_golive_target_carries_what_the_plan_runs():
+    """deploy/k8s/golive's Job runs this target: golive plus curl and jq (the production plan's
+    token command) and the PostgreSQL client of the cluster's major version (backup steps)."""
+    golive = stage("golive")
+    words = dict(golive)
+    runs = " ".join(rest for word, rest in golive if word == "RUN")
+    installs = re.findall(r"apt-get install -y --no-install-recommends ([^&]+)", runs)
+    packages = " ".join(installs).split()
+    assert {"curl", "jq", '"postgresql-client-${POSTGRES_MAJOR}"'} <= set(packages)
+    args = dict(rest.split("=", 1) for word, rest in golive if word == "ARG" and "=" in rest)
+    cluster = (REPO / "deploy/k8s/infra/postgres/cluster.yaml").read_text(encoding="utf-8")
+    server_major = re.search(r"imageName: \S+:(\d+)\.", cluster)
+    assert server_major and args["POSTGRES_MAJOR"] == server_major.group(1)
+    assert "rm -rf /var/lib/apt/lists/*" in runs
+    assert words["USER"].split(":")[0] not in ("root", "0")
+    assert "COPY" in words and "--from=build /opt/venv" in words["COPY"]
+    assert json.loads(words["ENTRYPOINT"]) == ["golive"]
+    assert "/var/lib/golive" in json.loads(words["VOLUME"])
+    assert words["EXPOSE"] == "9464"
+    job = (REPO / "deploy/k8s/golive/job.yaml").read_text(encoding="utf-8")
+    assert "image: registry.example.com/credit-assessment-golive:" in job
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

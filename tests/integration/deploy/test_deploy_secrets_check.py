@@ -20,10 +20,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def rendered_files(rendered, tmp_path_factory) -> list[Path]:
-    """The production, migration and infra overlays as rendered YAML files."""
+    """The production, migration, infra and golive-production overlays as rendered YAML files."""
     folder = tmp_path_factory.mktemp("rendered")
     paths = []
-    for overlay in ("production", "migration", "infra"):
+    for overlay in ("production", "migration", "infra", "golive-production"):
         path = folder / f"{overlay}.yaml"
         path.write_text(yaml.safe_dump_all([m.doc for m in rendered[overlay]]), encoding="utf-8")
         paths.append(path)
@@ -45,6 +45,11 @@ KEYS = (
     "postgres-app",
     "backup-object-store",
     "redis",
+    "golive-client-id",
+    "golive-client-secret",
+    "golive-database-url",
+    "golive-oncall-url",
+    "golive-status-page-url",
 )
 
 
@@ -89,7 +94,8 @@ def test_all_keys_present_passes(vault, bao, rendered_files, capsys, monkeypatch
     )
     assert code == 0, err
     assert "ok       secret/credit-assessment/production/database-url version 1" in out
-    assert out.count("  ok ") == 8
+    assert "ok       secret/credit-assessment/production/golive-database-url version 1" in out
+    assert out.count("  ok ") == len(KEYS) == 13
     assert "secrets check passed" in out
 
 
@@ -167,7 +173,7 @@ def test_token_from_file_and_no_token(bao, vault, rendered_files, tmp_path, monk
 
 
 def test_the_check_renders_overlays_itself(vault, bao, kubectl, capsys, monkeypatch):
-    """Default manifests: the repository's production, migration and infra overlays."""
+    """Default manifests: the repository's production, migration, infra and golive overlays."""
     monkeypatch.chdir(Path(__file__).resolve().parents[3])
     monkeypatch.setenv("VAULT_TOKEN", bao.token)
     assert cli.main(["secrets", "check", "--vault-addr", bao.addr]) == 0
