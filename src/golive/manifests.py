@@ -436,6 +436,28 @@ monitoring.coreos.com:
           relabelings:
             "[]": {sourceLabels: "*", separator: "*", targetLabel: "*", regex: "*",
                    modulus: "*", replacement: "*", action: "*"}
+  PodMonitor:
+    required: [selector, podMetricsEndpoints]
+    spec:
+      selector: "*"
+      namespaceSelector: "*"
+      jobLabel: "*"
+      podTargetLabels: "*"
+      sampleLimit: "*"
+      podMetricsEndpoints:
+        "[]":
+          port: "*"
+          targetPort: "*"
+          path: "*"
+          interval: "*"
+          scrapeTimeout: "*"
+          scheme: "*"
+          honorLabels: "*"
+          params: "*"
+          metricRelabelings: "*"
+          relabelings:
+            "[]": {sourceLabels: "*", separator: "*", targetLabel: "*", regex: "*",
+                   modulus: "*", replacement: "*", action: "*"}
   PrometheusRule:
     required: [groups]
     spec:

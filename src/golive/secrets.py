@@ -163,7 +163,11 @@ def _secret_files(
 
 
 def _check_container(
-    wiring: Wiring, who: str, pod: Mapping[str, Any], c: Mapping[str, Any]
+    wiring: Wiring,
+    who: str,
+    pod: Mapping[str, Any],
+    c: Mapping[str, Any],
+    used: set[tuple[str, str | None]],
 ) -> None:
     files = _secret_files(pod, c)
     env = {e["name"]: e for e in c.get("env") or []}
@@ -172,6 +176,7 @@ def _check_container(
         ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
         if ref:
             provided.add(name)
+            used.add((ref["name"], ref["key"]))
             if not ref.get("optional"):
                 _need(wiring, f"{who} env {name}", ref["name"], ref["key"])
         if name.endswith("_FILE") and "value" in entry:
@@ -214,7 +219,7 @@ def wire(manifests: Sequence[Manifest], mount: str | None, prefix: str | None) -
                             item["key"],
                         )
             for c, _path in containers(m.doc):
-                _check_container(wiring, f"{m.ref} container {c.get('name')}", pod, c)
+                _check_container(wiring, f"{m.ref} container {c.get('name')}", pod, c, used)
         elif m.kind == "Cluster":
             _cluster_secrets(wiring, m, used)
     for secret, keys in sorted(wiring.produced.items()):
