@@ -297,9 +297,10 @@ class KubernetesApi:
 
     def allowed(
         self, verb: str, resource: str, *, group: str = "", subresource: str = "", name: str = ""
-    ) -> tuple[bool, str]:
+    ) -> tuple[bool | None, str]:
         """Whether this identity may ``verb`` the resource in the namespace (a
-        SelfSubjectAccessReview: asks, changes nothing); with the API server's reason."""
+        SelfSubjectAccessReview: asks, changes nothing); with the API server's reason. None: the
+        server answered no review (no ``status``), so nothing is known."""
         attributes = {"namespace": self.namespace, "verb": verb, "group": group}
         attributes["resource"] = resource
         if subresource:
@@ -311,7 +312,9 @@ class KubernetesApi:
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attributes},
         }
-        status = self._call("POST", SELF_SUBJECT_ACCESS_REVIEWS, json=review).get("status") or {}
+        status = self._call("POST", SELF_SUBJECT_ACCESS_REVIEWS, json=review).get("status")
+        if not isinstance(status, dict):
+            return None, ""
         return bool(status.get("allowed")), str(status.get("reason") or "")
 
     def delete(self, kind: str, name: str, summary: str = "") -> bool:

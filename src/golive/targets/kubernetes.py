@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from golive.errors import ManifestError, TargetError, TargetUnreachableError
+from golive.errors import KubernetesApiError, ManifestError, TargetError, TargetUnreachableError
 from golive.manifests import find_kubectl, render
 from golive.service import service_cli
 from golive.targets.base import (
@@ -546,8 +546,16 @@ class KubernetesTarget:
                     subresource=permission.subresource,
                     name=permission.name,
                 )
+            except KubernetesApiError as exc:
+                if exc.status not in (401, 403):  # no review here: each request judged as made
+                    detail = f"not checked: the API server answered the review {exc.status}"
+                    return [Check("permissions", True, detail)]
+                return [Check("permissions", False, f"could not ask the API server: {exc.message}")]
             except TargetError as exc:
                 return [Check("permissions", False, f"could not ask the API server: {exc.message}")]
+            if allowed is None:
+                detail = "not checked: the API server answers no SelfSubjectAccessReview"
+                return [Check("permissions", True, detail)]
             asked += 1
             if not allowed:
                 said = f": {reason}" if reason else ""

@@ -171,7 +171,7 @@ class ConfigMapFlag(PolledFlag):
         self._store.patch(
             self.name,
             {"data": {self.data_key: content}},
-            f"traffic flag {self.key} to {percent}% ({self.data_key})",
+            f"traffic flag {self.key} to {percent}%",
         )
 
     def stored_weights(self) -> dict[str, int]:

@@ -133,6 +133,9 @@ def seed_blue_green(cluster: Cluster) -> None:
         ):
             metadata = {"name": name, "namespace": NAMESPACE, "labels": _selector(slot)}
             cluster.create(path, {"apiVersion": api, "kind": kind, "metadata": metadata})
+    # deploy/k8s/golive ships the ConfigMap golive and its operators meet in.
+    control = {"name": "golive-control", "namespace": NAMESPACE}
+    cluster.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": control})
 
 
 def _deployment(slot: str, version: str, replicas: int) -> dict[str, Any]:

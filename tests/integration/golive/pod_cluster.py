@@ -49,6 +49,11 @@ from tests.integration.golive.pod_runner import PodRunner, ScrapeRule, Settings
 
 REPO = Path(__file__).resolve().parents[3]
 PRODUCTION = REPO / "deploy/k8s/production"
+GOLIVE = REPO / "deploy/k8s/golive-production"
+# What of deploy/k8s/golive ``seed`` applies: golive's identity and the ConfigMap operators
+# meet it in (the Job, its volume and its plan are the test's to play).
+GOLIVE_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+GOLIVE_CONTROL = "golive-control"
 SERVICE_MONITOR = REPO / "deploy/monitoring/kubernetes/servicemonitor.yaml"
 # Kinds ``seed`` applies; the overlay's others (Namespace, Ingress, NetworkPolicy, SecretStore,
 # ExternalSecret) have nothing here to act on them and are skipped.
@@ -202,6 +207,16 @@ class PodCluster:
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
+
+    @property
+    def secure_url(self) -> str:
+        """The API over TLS (as a pod reaches it: a token is only sent over TLS)."""
+        return self._running_front().secure_url
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The certificate the TLS port presents (a pod's ``ca.crt``)."""
+        return self._running_front().ca_pem
 
     def service_account_token(self, name: str, namespace: str | None = None) -> str:
         """A bearer token for ServiceAccount ``name``: its requests are
@@ -359,8 +374,10 @@ class PodCluster:
         Deployments (blue at ``blue_version`` with ``blue_replicas``, green at ``green_version``
         with ``green_replicas``), their Services, PodDisruptionBudgets and
         HorizontalPodAutoscalers, the live Service on blue, the flags ConfigMap and the
-        ServiceAccounts. Namespace, Ingress, NetworkPolicy, SecretStore and ExternalSecret are
-        skipped: nothing here would act on them (the pods' secrets come from ``pod_env``).
+        ServiceAccounts; and of deploy/k8s/golive golive's ServiceAccount, Role, RoleBinding and
+        the ``golive-control`` ConfigMap. Namespace, Ingress, NetworkPolicy, SecretStore and
+        ExternalSecret are skipped: nothing here would act on them (the pods' secrets come from
+        ``pod_env``).
         Waits for blue's rollout unless ``wait_s`` is None; returns ``Kind/name`` of each object.
         """
         from golive.manifests import render
@@ -385,6 +402,21 @@ class PodCluster:
             )
             response.raise_for_status()
             applied.append(f"{doc['kind']}/{doc['metadata']['name']}")
+        for manifest in render(GOLIVE):
+            doc = manifest.doc
+            name = doc["metadata"]["name"]
+            if doc["kind"] not in GOLIVE_KINDS and (doc["kind"], name) != (
+                "ConfigMap",
+                GOLIVE_CONTROL,
+            ):
+                continue
+            response = self.http.post(
+                self.path(doc["kind"]),
+                json=doc,
+                params={"fieldManager": "kubectl-client-side-apply"},
+            )
+            response.raise_for_status()
+            applied.append(f"{doc['kind']}/{name}")
         if wait_s is not None and blue_replicas:
             self.wait_rollout("credit-assessment-blue", wait_s)
         return applied
