@@ -6,7 +6,7 @@ token of its own (none answered from the service's token cache), runs through a 
 new key published beside the old, the tokens then signed with the new key, the old key removed.
 Then a flood of 1,000 tokens with random ``kid``s.
 
-The rule the timeline follows (and docs/golive.md states): the provider publishes a new key at
+The rule the timeline follows (and docs/deploy.md states): the provider publishes a new key at
 least ``JWT_JWKS_MIN_REFETCH_S`` before it signs with it. The service's last fetch was then either
 after the publication (it holds the key) or more than that long before the first token with the
 new ``kid`` (that token fetches the set again), so no valid token is refused.
