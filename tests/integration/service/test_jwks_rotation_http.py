@@ -93,14 +93,12 @@ def test_a_rotation_under_200_requests_a_second_and_a_flood_of_random_kids(
             load = BackgroundLoad(plan).start()
             time.sleep(0.8)
             provider.published = [old, new]  # 1. the new key published beside the old
-            published_at = time.monotonic()
             time.sleep(MIN_REFETCH_S + 0.1)
             signing.value = 1  # 2. signing with the new key, as long after publication
             time.sleep(0.8)
             provider.published = [new]  # 3. the old key removed
             time.sleep(0.8)
             result = load.stop()
-            assert time.monotonic() - published_at < 10  # the timeline held
 
             statuses = result.statuses()
             assert statuses[401] == 0, statuses

@@ -48,7 +48,11 @@ def instances(
         home.mkdir()
     with ThreadPoolExecutor(2) as pool:
         started = [pool.submit(start_server, home, env, 1) for home in homes]
-        servers = [future.result() for future in started]  # a failed start is raised here
+    servers = [future.result() for future in started if future.exception() is None]
+    if len(servers) < len(started):  # one did not start: stop the other, then say why
+        for server in servers:
+            server.stop()
+        next(f for f in started if f.exception() is not None).result()
     yield servers
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(LiveServer.stop, servers))
