@@ -84,6 +84,15 @@ class LoadPlan:
     # A target that is not this machine (http or https, any host): the production slot the
     # performance check measures. Tests and the rehearsal leave it off: loopback only.
     remote: bool = False
+    # Headers of request ``index`` added to ``headers``: a token of its own for each request, as
+    # a fleet of clients sends (each one verified, none answered from the service's cache).
+    headers_of: Callable[[int], dict[str, str]] | None = None
+
+    def headers_for(self, index: int) -> dict[str, str]:
+        """The headers request ``index`` is sent with."""
+        if self.headers_of is None:
+            return self.headers
+        return {**self.headers, **self.headers_of(index)}
 
     def total(self) -> int:
         """How many requests the whole run sends."""
@@ -340,7 +349,7 @@ class _ClientSender:
         body = self.plan.body(index) if self.plan.body else None
         try:
             response = await self._open().request(
-                self.plan.method, self.plan.path, content=body, headers=self.plan.headers
+                self.plan.method, self.plan.path, content=body, headers=self.plan.headers_for(index)
             )
         except self._httpx.HTTPError as exc:
             raise OSError(f"{type(exc).__name__}: {exc}") from exc
@@ -359,7 +368,7 @@ class _ClientSender:
 def _raw_request(plan: LoadPlan, host: str, port: int, index: int) -> bytes:
     body = plan.body(index) if plan.body else b""
     lines = [f"{plan.method} {plan.path} HTTP/1.1", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in plan.headers.items()]
+    lines += [f"{k}: {v}" for k, v in plan.headers_for(index).items()]
     if body or plan.method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

