@@ -112,15 +112,18 @@ def counter_total(metrics_text: str) -> float | None:
     return sum(values) if values else None
 
 
-def counter_over(client: httpx.Client, metrics_urls: Sequence[str]) -> tuple[int, float | None]:
+def counter_over(
+    client: httpx.Client, metrics_urls: Sequence[str], reader: httpx.Client | None = None
+) -> tuple[int, float | None]:
     """The counter summed over every instance of ``metrics_urls`` (none: the client's own
-    ``/metrics``); the status is the first that was not 200, the total None then."""
+    ``/metrics``), read with ``reader`` (default ``client``); the status is the first that was
+    not 200, the total None then."""
     if not metrics_urls:
         response = client.get("/metrics")
         return response.status_code, counter_total(response.text)
     total = 0.0
     for base in metrics_urls:
-        response = client.get(f"{base.rstrip('/')}/metrics")
+        response = (reader or client).get(f"{base.rstrip('/')}/metrics")
         value = counter_total(response.text)
         if response.status_code != 200 or value is None:
             return response.status_code, None
@@ -149,13 +152,15 @@ def run_smoke(
     request: SmokeRequest | None = None,
     *,
     metrics_urls: Sequence[str] = (),
+    metrics_reader: httpx.Client | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> SmokeReport:
     """Run every check (a failed one does not hide the others) and return the evidence.
 
     ``metrics_urls``: where the counter of "metrics flowing" is read and summed, one URL per
     instance, when ``url`` balances over several (each request may land on another instance,
-    so one ``/metrics`` of many need not see the test assessment); default ``url`` itself."""
+    so one ``/metrics`` of many need not see the test assessment); default ``url`` itself.
+    ``metrics_reader`` reaches those URLs (through a pod proxy: the API's identity)."""
     want = request or SmokeRequest()
     url = url.rstrip("/")
     report = SmokeReport(url)
@@ -163,7 +168,7 @@ def run_smoke(
     with httpx.Client(base_url=url, timeout=want.timeout_s, transport=transport) as client:
 
         def counter_now() -> tuple[int, float | None]:
-            return counter_over(client, metrics_urls)
+            return counter_over(client, metrics_urls, metrics_reader)
 
         def status_200(path: str) -> Callable[[], tuple[str, str]]:
             def probe() -> tuple[str, str]:

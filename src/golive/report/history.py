@@ -68,7 +68,10 @@ def row(run_id: str, events: list[dict[str, Any]], *, torn: bool = False) -> His
     start, end = epoch(state.started), epoch(last)
     fault = _first_fault(events)
     causes, back_at = _rollbacks(events)
-    stages = [int(e["weight"]) for e in events if e["event"] == "traffic_shifted"]
+    # Each stage once, in the order reached (a resumed run verifies its stage's weight again).
+    stages = list(
+        dict.fromkeys(int(e["weight"]) for e in events if e["event"] == "traffic_shifted")
+    )
     outcome = "interrupted" if torn and not state.final else state.outcome
     return HistoryRow(
         run_id=run_id,  # the directory: what `golive report RUN` takes

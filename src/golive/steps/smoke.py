@@ -26,10 +26,11 @@ def smoke_or_fail(ctx: StepContext, url: str, what: str, slot: SlotName) -> Smok
     request = smoke_request(ctx.plan, ctx.target)
     target = ctx.target
     each = [] if target.slot_metrics_complete else [i.url for i in target.instances(slot)]
-    report = ctx.authorized(
-        lambda token: run_smoke(url, token, request, metrics_urls=each),
-        lambda done: done.unauthorized,
-    )
+    with target.instance_http(request.timeout_s) as reader:
+        report = ctx.authorized(
+            lambda token: run_smoke(url, token, request, metrics_urls=each, metrics_reader=reader),
+            lambda done: done.unauthorized,
+        )
     for check in report.checks:
         ctx.observer.message(f"  {check}")
     if not report.passed:

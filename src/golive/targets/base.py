@@ -16,6 +16,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import httpx
+
 from golive.checks import Check
 from golive.journal import ControlChannel
 
@@ -230,6 +232,11 @@ class Target(Protocol):
 
     def coordination(self) -> Coordination | None:
         """Where runners and operators meet beyond the state directory (None: only there)."""
+        ...
+
+    def instance_http(self, timeout_s: float) -> httpx.Client:
+        """An HTTP client that reaches ``instances()``' URLs: through an API server's pod proxy
+        it carries the API's credentials and trusts its CA (the caller closes it)."""
         ...
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from golive.errors import TargetError
 from golive.plan import SlotName
 from golive.smoke import Dependency
@@ -118,6 +120,9 @@ class FakeTarget:
     ) -> subprocess.CompletedProcess[str]:
         self._call("run_migration")
         return subprocess.CompletedProcess(list(command), 0, "migrated (fake)", "")
+
+    def instance_http(self, timeout_s: float) -> httpx.Client:
+        return httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_keepalive_connections=0))
 
     def coordination(self) -> None:
         return None  # the state directory alone: its lock and control.json

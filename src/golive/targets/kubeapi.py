@@ -209,10 +209,15 @@ class KubernetesApi:
             verify=str(ca) if ca is not None else True,
         )
 
-    def with_timeout(self, timeout_s: float) -> KubernetesApi:
-        """The same API and identity with another timeout (the Lease's renewals)."""
-        return KubernetesApi(
-            self.base_url, self.namespace, timeout_s, dry_run=self.dry_run, account=self.account
+    def client(self, timeout_s: float) -> httpx.Client:
+        """A client of its own with this API's identity and CA, for URLs under it (the pods'
+        proxy); no connection kept between requests (each may reach another pod)."""
+        ca = self.account.ca_file() if self.account is not None else None
+        return httpx.Client(
+            timeout=timeout_s,
+            auth=self.account.auth() if self.account is not None else None,
+            verify=str(ca) if ca is not None else True,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def collection(self, kind: str) -> str:

@@ -240,6 +240,10 @@ class RunLease:
         self._version = str(renewed.get("metadata", {}).get("resourceVersion", ""))
         self._renewed = time.monotonic()
 
+    def taken_from(self) -> str | None:
+        """The runner whose Lease this claim took over (it had stopped renewing)."""
+        return self.took_over.describe() if self.took_over is not None else None
+
     def check(self) -> None:
         """Raise ``LeaseLost`` once the Lease is no longer ours."""
         if self._lost is not None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import httpx
+
 from golive.errors import KubernetesApiError, ManifestError, TargetError, TargetUnreachableError
 from golive.manifests import find_kubectl, render
 from golive.service import service_cli
@@ -106,6 +108,10 @@ class KubernetesTarget:
                 hint="run golive in its Job (deploy/k8s/golive), or set credentials: kubectl",
             )
         return account
+
+    def instance_http(self, timeout_s: float) -> httpx.Client:
+        """The pods' URLs are the API server's pod proxy: the API's identity and CA."""
+        return self.api.client(timeout_s)
 
     def coordination(self) -> KubernetesCoordination:
         return KubernetesCoordination(self.api, self.plan)

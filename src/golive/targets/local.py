@@ -205,6 +205,9 @@ class LocalTarget:
         """The service's migration command as a local process."""
         return run_locally(command, env, timeout_s)
 
+    def instance_http(self, timeout_s: float) -> httpx.Client:
+        return httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_keepalive_connections=0))
+
     def coordination(self) -> None:
         return None  # one machine: the state directory's lock and control.json are enough
 

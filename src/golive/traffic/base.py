@@ -69,12 +69,15 @@ class InstancePoller:
         poll_s: float = 0.2,
         confirmations: int = 1,
         transport: httpx.BaseTransport | None = None,
+        client: httpx.Client | None = None,
     ) -> None:
+        """``client`` reaches the instances (the target's ``instance_http``: through a pod
+        proxy, the API's identity); it is closed with the poller."""
         self._instances = instances
         self.key = key
         self.poll_s = poll_s
         self.confirmations = max(1, confirmations)
-        self._http = httpx.Client(
+        self._http = client or httpx.Client(
             timeout=timeout_s,
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=0),

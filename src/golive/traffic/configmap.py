@@ -24,6 +24,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import httpx
+
 from golive.errors import TrafficFlagError
 from golive.manifests import find_kubectl
 from golive.targets.base import Write
@@ -140,6 +142,7 @@ class ConfigMapFlag(PolledFlag):
         poll_s: float = 1.0,
         context: str | None = None,
         record: Callable[[Write], None] | None = None,
+        reader: httpx.Client | None = None,
     ) -> None:
         """``store`` reaches the ConfigMaps (the kubernetes target's API, with its identity);
         without one, ``kubectl`` with ``context`` (``run`` runs it; ``record``: a dry run)."""
@@ -151,7 +154,9 @@ class ConfigMapFlag(PolledFlag):
         self._store = store or KubectlConfigMaps(
             namespace, run or kubectl_runner(), context, record
         )
-        self._poller = InstancePoller(instances, flag_key, poll_s=poll_s, confirmations=3)
+        self._poller = InstancePoller(
+            instances, flag_key, poll_s=poll_s, confirmations=3, client=reader
+        )
 
     def _content(self) -> bytes:
         configmap = self._store.get(self.name)
@@ -211,6 +216,7 @@ def from_plan(plan: Plan, target: Target) -> ConfigMapFlag:
         store=configmaps() if callable(configmaps) else None,
         run=kubectl_runner(kubectl),
         instances=lambda: serving_instances(target),
+        reader=target.instance_http(2.0),
         poll_s=min(1.0, plan.target.kubernetes.poll_s),
         context=plan.target.kubernetes.context,
         record=target.writes.append if target.dry_run else None,

@@ -62,6 +62,7 @@ class FlagdFileFlag(PolledFlag):
         poll_s: float = 0.2,
         confirmations: int = 1,
         transport: httpx.BaseTransport | None = None,
+        reader: httpx.Client | None = None,
     ) -> None:
         self.path = Path(path)
         self.key = flag_key
@@ -72,6 +73,7 @@ class FlagdFileFlag(PolledFlag):
             poll_s=poll_s,
             confirmations=confirmations,
             transport=transport,
+            client=reader,
         )
 
     # ------------------------------------------------------------------ the file
@@ -158,4 +160,5 @@ def from_plan(plan: Plan, target: Target) -> FlagdFileFlag:
         instances=lambda: serving_instances(target),
         poll_s=0.1,
         confirmations=3,
+        reader=target.instance_http(2.0),
     )

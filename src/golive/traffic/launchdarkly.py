@@ -120,6 +120,7 @@ class LaunchDarklyFlag(PolledFlag):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         record: Callable[[Write], None] | None = None,
+        reader: httpx.Client | None = None,
     ) -> None:
         self.key = flag_key
         self.project = project
@@ -136,7 +137,12 @@ class LaunchDarklyFlag(PolledFlag):
         self._token = api_token or api_token_from(token_env)
         self._http = httpx.Client(base_url=self.api_url, timeout=timeout_s, transport=transport)
         self._poller = InstancePoller(
-            instances, flag_key, poll_s=poll_s, confirmations=confirmations, transport=transport
+            instances,
+            flag_key,
+            poll_s=poll_s,
+            confirmations=confirmations,
+            transport=transport,
+            client=reader,
         )
         self._version: str | None = None  # the environment's version after our last write
 
@@ -442,6 +448,7 @@ def from_plan(plan: Plan, target: Target) -> LaunchDarklyFlag:
         token_env=settings.api_token_env,
         api_url=settings.api_url,
         instances=lambda: serving_instances(target),
+        reader=target.instance_http(2.0),
         timeout_s=settings.timeout_s,
         attempts=settings.attempts,
         max_retry_after_s=settings.max_retry_after_s,

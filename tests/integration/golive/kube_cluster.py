@@ -48,7 +48,15 @@ CORE_DISCOVERY = {
 class Cluster:
     """kmock's emulator on a loopback port, served from a thread of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, discovery: bool = True, history: int | None = None) -> None:
+        """``discovery``: kmock answers ``GET /api/v1`` itself (for kubectl against kmock
+        alone; the API front answers discovery itself). ``history``: how many of the requests
+        it served kmock keeps (None: all, for tests that assert on them). Each of the reactions
+        kmock holds (its own fallbacks too) scans that history for every request, so a request
+        costs time in proportion to the cluster's age: a go-live's tens of thousands of
+        requests slow an unbounded kmock to a halt."""
+        self.discovery = discovery
+        self.history = history
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self.emulator: Any = None
@@ -63,12 +71,25 @@ class Cluster:
             self._stop = asyncio.Event()
             async with kmock.KubernetesEmulator() as emulator, Server(emulator):
                 self.emulator = emulator
-                emulator["get /api/v1"] << CORE_DISCOVERY
+                if self.discovery:
+                    emulator["get /api/v1"] << CORE_DISCOVERY
+                if self.history is not None:
+                    forgetting = asyncio.create_task(self._forget(emulator, self.history))
                 self.url = str(emulator.url).rstrip("/")
                 self._ready.set()
                 await self._stop.wait()
+                if self.history is not None:
+                    forgetting.cancel()
 
         asyncio.run(main())
+
+    @staticmethod
+    async def _forget(emulator: Any, kept: int) -> None:
+        """Drop all but the newest ``kept`` requests from kmock's history, every second (in
+        kmock's own loop: never while a request is being matched)."""
+        while True:
+            await asyncio.sleep(1.0)
+            del emulator._requests[:-kept]
 
     def __enter__(self) -> Cluster:
         self._thread.start()

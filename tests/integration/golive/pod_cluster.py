@@ -129,7 +129,7 @@ class PodCluster:
     def __enter__(self) -> PodCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self._store = Cluster().__enter__()
+            self._store = Cluster(discovery=False, history=1000).__enter__()
             self._front = ApiFront(self._store.url)
             self.url = self._front.start()
             self._proxy = ServiceProxy()
