@@ -69,7 +69,12 @@ def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
         )
     try:
         if browser is not None:
-            watch_the_weight_go_from_10_to_50(browser, live_page_of(tmp_path / "state", golive))
+            try:
+                live = live_page_of(tmp_path / "state", golive)
+                watch_the_weight_go_from_10_to_50(browser, live)
+            except AssertionError as exc:
+                tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+                raise AssertionError(f"{exc}\ngolive rehearse said:\n{tail}") from None
             browser.close()
             browser = None
         golive.wait(timeout=300)
