@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # In the order they run: the quick, self-contained ones first.
-BENCHMARKS = ("engine", "api", "router", "routing", "validation", "migration")
+BENCHMARKS = ("engine", "api", "router", "routing", "validation", "migration", "notify")
 _RECORDED = re.compile(r'^recorded in (?P<file>\S+), section "(?P<section>[^"]+)"$')
 
 

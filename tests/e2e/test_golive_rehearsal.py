@@ -1,33 +1,95 @@
 """The whole rehearsal, as `make run` runs it: real PostgreSQL, real slots, real HAProxy, a
 background load of 150 requests/s through the router for the whole run — and not one
 failed request, through the switch to green, the rehearsed switch back and forward again; the
-on-call channel and the status page told at the start, the migration and the end."""
+on-call channel and the status page told at the start, the migration and the end; and the live
+page, loaded once in headless Chromium while the run goes, showing the weight go from 10% to 50%
+without a reload."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import VENV_BIN
+from tests.integration.golive.browser import CHROMIUM, Browser
 from tests.integration.golive.plans import leftover_processes, needs_haproxy, write_plan
 
 pytestmark = [needs_haproxy, pytest.mark.slow]
 
+WEIGHT = "document.getElementById('weight').textContent"
+STEP = "document.getElementById('step').textContent"
+
+
+def live_page_of(state: Path, golive: subprocess.Popen[bytes], timeout_s: float = 120) -> str:
+    """The live page's address, once the run has journaled its exporter."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        latest = state / "runs" / "latest"
+        if latest.exists():
+            journal = state / "runs" / latest.read_text().strip() / "journal.jsonl"
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                event = json.loads(line)
+                if event["event"] == "exporter_started":
+                    return str(event["url"]).rsplit("/", 1)[0] + "/live"
+        assert golive.poll() is None, "golive ended before serving its live page"
+        time.sleep(0.2)
+    raise AssertionError("the run never served its live page")
+
+
+def watch_the_weight_go_from_10_to_50(browser: Browser, live: str) -> None:
+    """One load of the live page, then only its own polling: 10% during traffic-10, 50% during
+    traffic-50, and a mark set in the page after the first still there (no reload)."""
+    browser.navigate(live)
+    browser.wait_for(WEIGHT, "10%", timeout_s=240)
+    browser.evaluate("window.loadedOnce = 'yes'")  # gone if the page reloaded
+    assert "traffic-10" in browser.evaluate(STEP)
+    browser.wait_for(WEIGHT, "50%", timeout_s=120)
+    assert browser.evaluate("window.loadedOnce") == "yes"
+    assert "traffic-50" in browser.evaluate(STEP)
+
 
 def test_rehearsal_under_load_has_zero_failed_requests(tmp_path):
     plan = write_plan(tmp_path)
-    result = subprocess.run(
-        [str(VENV_BIN / "golive"), "rehearse", str(plan), "--plain"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
+    browser = None
+    if CHROMIUM.exists():  # started before the run, so its start costs the run nothing
+        browser = Browser("about:blank", tmp_path / "profile")
+        browser.attach("about:blank")
+    log = tmp_path / "rehearse.log"
+    with log.open("wb") as out:
+        golive = subprocess.Popen(
+            [str(VENV_BIN / "golive"), "rehearse", str(plan), "--plain"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        if browser is not None:
+            try:
+                live = live_page_of(tmp_path / "state", golive)
+                watch_the_weight_go_from_10_to_50(browser, live)
+            except AssertionError as exc:
+                tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+                raise AssertionError(f"{exc}\ngolive rehearse said:\n{tail}") from None
+            browser.close()
+            browser = None
+        golive.wait(timeout=300)
+    finally:
+        if browser is not None:
+            browser.close()
+        if golive.poll() is None:  # stopped as Ctrl-C would: it stops what it started
+            golive.send_signal(signal.SIGINT)
+            try:
+                golive.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                golive.kill()
+                golive.wait(timeout=30)
+    output = log.read_text(encoding="utf-8", errors="replace")
+    assert golive.returncode == 0, output[-5000:]
     assert "go-live complete" in output and "report: " in output
     # Both slots share one Redis for bureau reports, as in production: green is switched in
     # with the reports blue fetched (docs/golive.md, "The background load").

@@ -1,6 +1,7 @@
 """Notifications through the real Apprise to a real webhook receiver on 127.0.0.1, from the real
 runner on the fake target: every event delivered once and in order; a receiver answering 500 for
-a while, or taking 10 s an answer, delays no step; a golive killed with SIGKILL after a gate FAIL
+a while (its first attempts, or its first seconds), or taking 10 s an answer, delays no step and
+gets every message once; a golive killed with SIGKILL after a gate FAIL
 and resumed sends the FAIL and the rollback once each; the status page webhook's JSON body."""
 
 from __future__ import annotations
@@ -108,6 +109,22 @@ def test_a_receiver_answering_500_for_a_while_gets_everything_and_delays_no_step
     assert finished_at(journal) < first_accepted  # the steps were over before it took one
     ledger = delivery.Ledger.fold(journal.events())
     assert ledger.retries == 3 and not ledger.failed
+
+
+def test_a_receiver_answering_500_for_its_first_seconds_gets_each_message_once_in_order(
+    tmp_path, receiver
+):
+    # Down for the first 3 s of wall time, however many attempts that is: the waits (0.3 s
+    # doubling to 1 s, 10 attempts) outlast it, and golive waits up to 30 s at the end.
+    hook = receiver(fail_for_s=3)
+    settings = {"backoff_s": 0.3, "max_backoff_s": 1, "attempts": 10, "drain_s": 30}
+    journal = run_failing(plan_for(tmp_path, hook, **settings))
+    refused = [d for d in hook.deliveries if d.status == 500]
+    assert refused and max(d.received for d in refused) < hook.accepted()[0].received
+    in_order(hook.titles())  # each accepted once, in the order of the journal
+    ledger = delivery.Ledger.fold(journal.events())
+    assert ledger.retries == len(refused) and not ledger.failed and not ledger.unconfirmed
+    assert len(ledger.sent) == len(TITLES)
 
 
 def test_a_receiver_taking_10_s_an_answer_delays_no_step(tmp_path, receiver):

@@ -6,8 +6,11 @@ stages run by the real runner against the real slots."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +34,8 @@ from golive.steps.shift import TRAFFIC_ROLLED_BACK, TrafficStage
 from golive.targets.local import LocalTarget
 from golive.traffic import create
 from golive.traffic.base import verify_weight
-from tests.integration.golive.plans import same_environment, write_plan
+from tests.conftest import VENV_BIN
+from tests.integration.golive.plans import REPO, same_environment, write_plan
 
 _ID = re.compile(rb'"id"\s*:\s*"([0-9a-f-]{36})"')
 
@@ -124,9 +128,11 @@ class IdLoad:
 @dataclass
 class StageRun:
     journal: j.Journal
-    error: GoLiveError | None
+    error: GoLiveError | None  # in this process (None from golive's own process)
     events: list[dict[str, Any]]
     fault_at: float | None = None  # time.time() when the fault was switched on
+    exit_code: int = 0  # golive's exit code (docs/golive.md#exit-codes)
+    output: str = ""  # golive's output, when it ran in a process of its own
 
     def rolled_back(self) -> dict[str, Any] | None:
         return next((e for e in self.events if e["event"] == TRAFFIC_ROLLED_BACK), None)
@@ -140,11 +146,17 @@ class StageRun:
         return datetime.fromisoformat(rolled["ts"]).timestamp() - self.fault_at
 
 
-class _FaultOnStart(QuietObserver):
+def switch_faults(target: LocalTarget, **switches: Any) -> None:
+    """Switch faults of the serving slot's new-engine path (every worker follows them)."""
+    response = httpx.post(target.slot_url("blue") + "/rehearsal/faults", json=switches, timeout=5)
+    response.raise_for_status()
+
+
+class FaultOnStart(QuietObserver):
     """Switches a fault on as soon as the named stage has its weight verified."""
 
-    def __init__(self, rig: Rig, step: str, switches: dict[str, Any]) -> None:
-        self.rig, self.step, self.switches = rig, step, switches
+    def __init__(self, target: LocalTarget, step: str, switches: dict[str, Any]) -> None:
+        self.target, self.step, self.switches = target, step, switches
         self.fault_at: float | None = None
         self._armed = False
 
@@ -153,7 +165,7 @@ class _FaultOnStart(QuietObserver):
 
     def message(self, text: str) -> None:
         if self._armed and self.fault_at is None and "verified in" in text:
-            self.rig.faults(**self.switches)
+            switch_faults(self.target, **self.switches)
             self.fault_at = time.time()
 
 
@@ -169,9 +181,7 @@ class Rig:
 
     def faults(self, **switches: Any) -> None:
         """Switch faults of the serving slot's new-engine path (every worker follows them)."""
-        url = self.target.slot_url("blue") + "/rehearsal/faults"
-        response = httpx.post(url, json=switches, timeout=5)
-        response.raise_for_status()
+        switch_faults(self.target, **switches)
 
     def load_through_router(self, rate_per_s: float) -> IdLoad:
         return IdLoad(self, rate_per_s)
@@ -182,14 +192,17 @@ class Rig:
         flag.set_weight(0)
         verify_weight(flag, 0, 10)
 
-    def plan_with(self, name: str, **traffic: Any) -> Plan:
+    def plan_with(self, name: str, notify: dict[str, Any] | None = None, **traffic: Any) -> Plan:
         merged = json.loads(json.dumps(FAST_TRAFFIC))
         for key, value in traffic.items():
             if key == "analysis":
                 merged["analysis"].update(value)
             else:
                 merged[key] = value
-        path = same_environment(self.plan_path, self.directory, name, traffic=merged)
+        changes: dict[str, Any] = {"traffic": merged}
+        if notify is not None:
+            changes["notify"] = notify
+        path = same_environment(self.plan_path, self.directory, name, **changes)
         return load(path)
 
     def run_stages(
@@ -207,7 +220,7 @@ class Rig:
         for stage in stages:
             steps.append(TrafficStage(stage, previous))
             previous = stage.weight
-        observer = _FaultOnStart(self, *fault) if fault else QuietObserver()
+        observer = FaultOnStart(self.target, *fault) if fault else QuietObserver()
         live = load.background.live if load is not None and load.background else None
         runner = Runner(plan, self.target, steps=steps, observer=observer, load=live)
         error = None
@@ -216,8 +229,54 @@ class Rig:
         except GoLiveError as exc:
             error = exc
         assert runner.journal is not None
-        fault_at = observer.fault_at if isinstance(observer, _FaultOnStart) else None
-        return StageRun(runner.journal, error, runner.journal.events(), fault_at)
+        fault_at = observer.fault_at if isinstance(observer, FaultOnStart) else None
+        exit_code = error.exit_code if error is not None else 0
+        return StageRun(runner.journal, error, runner.journal.events(), fault_at, exit_code)
+
+    def golive_stages(
+        self, plan: Plan, weights: list[int], fault: tuple[str, dict[str, Any]]
+    ) -> subprocess.Popen[bytes]:
+        """The stages run by golive in a process of its own (``traffic_run``), which stops as
+        its rollback begins: a test kills it there, then resumes with ``resume``."""
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        module = "tests.integration.golive.traffic_run"
+        step, switches = fault
+        args = [str(plan.source), ",".join(map(str, weights)), step, json.dumps(switches)]
+        with (self.directory / "traffic_run.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", module, *args, str(self.directory / "fault_at")],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def events(self, plan: Plan, not_of: j.Journal | None = None) -> list[dict[str, Any]]:
+        """The latest run's journal, as far as it goes; [] while the latest is ``not_of``
+        (a run before the one awaited)."""
+        journal = j.latest_run(plan.state_dir.resolve())
+        if journal is None or (not_of is not None and journal.path == not_of.path):
+            return []
+        return journal.events()
+
+    def log(self, name: str) -> str:
+        path = self.directory / name
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def resume(self, plan: Plan) -> StageRun:
+        """``golive run PLAN --resume``: the run it finishes, as ``run_stages`` gives one."""
+        done = subprocess.run(
+            [str(VENV_BIN / "golive"), "run", str(plan.source), "--resume", "--plain"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        journal = j.latest_run(plan.state_dir.resolve())
+        assert journal is not None
+        fault_at = float((self.directory / "fault_at").read_text())
+        output = done.stdout + done.stderr
+        return StageRun(journal, None, journal.events(), fault_at, done.returncode, output[-3000:])
 
 
 def launchdarkly_traffic() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """A real webhook receiver on 127.0.0.1 for the notification tests: it records every POST (its
 JSON body, when it came, when it was answered) and answers as the test tells it: 500 for the
-first N requests, or slowly."""
+first N requests, or for the first N seconds after it started, or slowly."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Delivery:
 @dataclass
 class Receiver:
     fail_first: int = 0
+    fail_for_s: float = 0.0  # 500 to every request that comes this soon after start()
     delay_s: float = 0.0
     # Hold the answer to the first request whose body contains this text (0: none).
     hold_matching: str = ""
@@ -33,6 +34,7 @@ class Receiver:
     server: ThreadingHTTPServer | None = None
     requests: int = 0
     held: bool = False
+    started: float = 0.0  # time.time() at start()
 
     @property
     def port(self) -> int:
@@ -57,7 +59,9 @@ class Receiver:
                     body = {"raw": raw.decode("utf-8", "replace")}
                 with receiver.lock:
                     receiver.requests += 1
-                    status = 500 if receiver.requests <= receiver.fail_first else 200
+                    early = time.time() - receiver.started < receiver.fail_for_s
+                    failing = receiver.requests <= receiver.fail_first or early
+                    status = 500 if failing else 200
                     hold = receiver.delay_s
                     wanted = receiver.hold_matching
                     if wanted and not receiver.held and wanted in json.dumps(body):
@@ -74,6 +78,7 @@ class Receiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
+        self.started = time.time()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.block_on_close = False
