@@ -82,6 +82,10 @@ def dry_run(path: Path) -> str:
             close()
 
 
+# A runner publishes its status for operators within a second of journaling it.
+PUBLISHED_WITHIN_S = 3.0
+
+
 def _meeting_point(plan: Plan) -> tuple[Target, Coordination | None]:
     """The plan's target and where its runners and operators meet beyond the state directory."""
     from golive import targets
@@ -381,12 +385,16 @@ def _waiting(
 ) -> tuple[str | None, dict[str, Any] | None, str | None]:
     """(run id, the approval it waits for, its outcome): as the runner published it in the
     cluster, else from the state directory's journal."""
-    published = _published(coordination) if coordination is not None else None
-    if published and published.get("run_id"):
-        waiting = published.get("awaiting_approval") if not published.get("final") else None
-        return str(published["run_id"]), waiting, str(published.get("outcome"))
     journal = j.latest_run(plan.state_dir.resolve())
     state = journal.state() if journal is not None else None
+    published = _published(coordination) if coordination is not None else None
+    if (
+        published
+        and published.get("run_id")
+        and (state is None or state.run_id != published["run_id"])
+    ):
+        waiting = published.get("awaiting_approval") if not published.get("final") else None
+        return str(published["run_id"]), waiting, str(published.get("outcome"))
     if state is None:
         return None, None, None
     waiting = state.awaiting_approval if not state.final else None
@@ -402,6 +410,10 @@ def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
     state_dir = plan.state_dir.resolve()
     _, coordination = _meeting_point(plan)
     run_id, waiting, outcome = _waiting(plan, coordination)
+    deadline = time.monotonic() + (PUBLISHED_WITHIN_S if coordination is not None else 0)
+    while waiting is None and time.monotonic() < deadline:  # its status may be a second old
+        time.sleep(0.25)
+        run_id, waiting, outcome = _waiting(plan, coordination)
     if run_id is None or waiting is None:
         where = f"run {run_id} is {outcome}" if run_id else "no go-live has run here"
         raise ApprovalRefused(f"no stage is waiting for approval ({where})")

@@ -643,6 +643,11 @@ def test_the_shipped_production_plan_goes_live_from_its_job_through_two_kills(
             # Killed during traffic-10's dwell, once it has judged its first window.
             job.wait_for(_event("stage_measured", step="traffic-10"), 240, "traffic-10 judged")
             kills.append(("dwell", job.kill()))
+            job.wait_for(
+                lambda events: sum(e["event"] == j.RUN_RESUMED for e in events) == 2,
+                60,
+                "the third runner's resume",
+            )
 
             # A second Job's runner, with a volume of its own: the Lease turns it away.
             second = root / "second-volume"

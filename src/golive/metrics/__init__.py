@@ -77,8 +77,11 @@ class MetricSource(Protocol):
 
     name: str
 
-    def open_window(self, label: str = "") -> Window:
-        """Start a window now (a scrape source reads its baseline here)."""
+    def open_window(self, label: str = "", since: float | None = None) -> Window:
+        """Start a window now (a scrape source reads its baseline here); ``since`` (epoch
+        seconds) opens it back then where the source keeps history (Prometheus): a stage
+        resumed after a restart is judged on everything since its weight was in place. A
+        source without history opens it now."""
         ...
 
     def measure(self, window: Window) -> WindowMetrics:

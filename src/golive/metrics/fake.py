@@ -38,8 +38,8 @@ class FakeSource:
         self.opened: list[Window] = []
         self.measured = 0
 
-    def open_window(self, label: str = "") -> Window:
-        window = Window(started_at=self._clock(), label=label)
+    def open_window(self, label: str = "", since: float | None = None) -> Window:
+        window = Window(started_at=self._clock() if since is None else since, label=label)
         self.opened.append(window)
         return window
 

@@ -130,8 +130,9 @@ class PrometheusSource:
 
     # ------------------------------------------------------------------ windows
 
-    def open_window(self, label: str = "") -> Window:
-        return Window(started_at=self._clock(), label=label)
+    def open_window(self, label: str = "", since: float | None = None) -> Window:
+        now = self._clock()
+        return Window(started_at=min(now, since) if since is not None else now, label=label)
 
     def measure(self, window: Window) -> WindowMetrics:
         now = self._clock()

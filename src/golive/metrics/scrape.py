@@ -99,8 +99,8 @@ class ScrapeSource:
             raise MetricSourceError("no serving instances to scrape")
         return {instance: self.scrape(instance) for instance in instances}
 
-    def open_window(self, label: str = "") -> Window:
-        started = self._clock()
+    def open_window(self, label: str = "", since: float | None = None) -> Window:
+        started = self._clock()  # counters read now: a scrape has no history to look back on
         baseline = {name: found.samples for name, found in self.scrape_all().items()}
         return Window(started_at=started, label=label, baseline=baseline)
 

@@ -29,6 +29,7 @@ import dataclasses
 import math
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from golive import journal as j
@@ -251,7 +252,7 @@ class _Watch:
         stage = self.step.stage
         deadline_s = deadline_of(stage, self.interval_s)
         self.source = metric_source(self.ctx)
-        self.window = self.source.open_window(self.step.name)
+        self.window = self.source.open_window(self.step.name, since=self._weight_in_place_since())
         while True:
             if not self._tick():
                 continue
@@ -260,6 +261,19 @@ class _Watch:
                 return verdict, self.measured
             if self.waited >= deadline_s:
                 self._fail(verdict, f"deadline {deadline_s:g}s passed while {verdict.verdict}")
+
+    def _weight_in_place_since(self) -> float | None:
+        """When an earlier attempt of this stage verified its weight (a resumed stage: judged
+        on everything since then, the dead runner's time too); None on a first attempt."""
+        ctx, name = self.ctx, self.step.name
+        record = ctx.state.steps.get(name)
+        if record is None or record.attempts <= 1:
+            return None
+        for event in ctx.journal.events():
+            if event["event"] == TRAFFIC_SHIFTED and event.get("step") == name:
+                with contextlib.suppress(ValueError):
+                    return datetime.fromisoformat(str(event["ts"])).timestamp()
+        return None
 
     def await_approval(self) -> dict[str, Any]:
         """The gates passed at the end of the dwell: hold the weight, still judging every

@@ -118,12 +118,24 @@ class InstancePoller:
         with ThreadPoolExecutor(max_workers=min(READERS, len(instances))) as pool:
             return list(pool.map(self.read, instances))
 
-    def read_weights(self, instances: Sequence[Endpoint] | None = None) -> dict[str, int]:
-        states = self._read_all(self.instances(instances))
+    def read_weights(
+        self, instances: Sequence[Endpoint] | None = None, attempts: int = 3
+    ) -> dict[str, int]:
+        """Each instance's weight; an instance that does not answer is asked again (up to
+        ``attempts`` reads, ``poll_s`` apart: a pod proxy under load may time out once)."""
+        targets = self.instances(instances)
+        states = self._read_all(targets)
+        for _ in range(attempts - 1):
+            silent = [t for t, s in zip(targets, states, strict=True) if s.weight is None]
+            if not silent:
+                break
+            time.sleep(self.poll_s)
+            again = dict(zip((t.name for t in silent), self._read_all(silent), strict=True))
+            states = [again.get(t.name, s) for t, s in zip(targets, states, strict=True)]
         unread = [s for s in states if s.weight is None]
         if unread:
             raise TrafficFlagError(
-                f"cannot read flag {self.key!r} from: " + ", ".join(s.describe() for s in unread)
+                f"cannot read flag {self.key!r} from: " + ", ".join(u.describe() for u in unread)
             )
         return {s.instance: int(s.weight or 0) for s in states}
 
