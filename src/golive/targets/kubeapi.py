@@ -211,13 +211,13 @@ class KubernetesApi:
 
     def client(self, timeout_s: float) -> httpx.Client:
         """A client of its own with this API's identity and CA, for URLs under it (the pods'
-        proxy); no connection kept between requests (each may reach another pod)."""
+        proxy). Its connections to the API server are kept: each request still reaches the
+        pod its path names, and a TLS handshake per read would cost more than the read."""
         ca = self.account.ca_file() if self.account is not None else None
         return httpx.Client(
             timeout=timeout_s,
             auth=self.account.auth() if self.account is not None else None,
             verify=str(ca) if ca is not None else True,
-            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def collection(self, kind: str) -> str:

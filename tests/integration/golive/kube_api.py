@@ -320,6 +320,7 @@ class ApiFront:
         # the client gets its answer, in a worker thread (a hook may block).
         self.after_write: list[Callable[[ApiRequest], None]] = []
         self.hook_errors: list[Exception] = []  # what after_write hooks raised
+        self._rbac: dict[str, list[tuple[Obj, Obj | None]]] = {}  # namespace -> its bindings
         self._tokens: dict[str, User] = {}
         self._requests: list[ApiRequest] = []
         self._log_lock = threading.Lock()
@@ -427,19 +428,13 @@ class ApiFront:
         namespace = attributes.namespace
         if not namespace:
             return False, ""
-        bindings = await self._store.list(BY_KIND["RoleBinding"], namespace)
-        for binding in sorted(bindings, key=lambda b: b["metadata"]["name"]):
+        for binding, role in await self._bindings(namespace):
             ref = binding.get("roleRef") or {}
-            if ref.get("kind") != "Role":
-                continue
             subject = next(
                 (s for s in binding.get("subjects") or [] if subject_matches(s, user, namespace)),
                 None,
             )
-            if subject is None:
-                continue
-            role = await self._store.get(BY_KIND["Role"], namespace, str(ref.get("name")))
-            if role is None:
+            if subject is None or role is None:
                 continue
             if any(rule_allows(attributes, rule) for rule in role.get("rules") or []):
                 reason = (
@@ -448,6 +443,23 @@ class ApiFront:
                 )
                 return True, reason
         return False, ""
+
+    async def _bindings(self, namespace: str) -> list[tuple[Obj, Obj | None]]:
+        """The namespace's RoleBindings to Roles, each with its Role (None: not there), read
+        once and kept until a Role or RoleBinding changes (as the API server's RBAC informers
+        keep them): authorizing a request costs no read of the store."""
+        cached = self._rbac.get(namespace)
+        if cached is not None:
+            return cached
+        found: list[tuple[Obj, Obj | None]] = []
+        bindings = await self._store.list(BY_KIND["RoleBinding"], namespace)
+        for binding in sorted(bindings, key=lambda b: b["metadata"]["name"]):
+            ref = binding.get("roleRef") or {}
+            if ref.get("kind") == "Role":
+                role = await self._store.get(BY_KIND["Role"], namespace, str(ref.get("name")))
+                found.append((binding, role))
+        self._rbac[namespace] = found
+        return found
 
     def _answered(self, request: web.Request, status: int) -> ApiRequest | None:
         """Record the request once, when its answer's status is known."""
@@ -1089,6 +1101,8 @@ class ApiFront:
         return {**listed, "items": deleted}
 
     def _publish(self, kind: Kind, event_type: str, obj: Obj) -> None:
+        if kind.kind in ("Role", "RoleBinding"):
+            self._rbac.clear()
         event = {"type": event_type, "object": copy.deepcopy(obj)}
         if len(self._history) == self._history.maxlen:
             self._forgotten = self._history[0][0]
