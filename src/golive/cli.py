@@ -170,6 +170,12 @@ def _approve(args: argparse.Namespace) -> None:
     print(control.approve(args.plan, args.by, args.note))
 
 
+def _fetch_run(args: argparse.Namespace) -> None:
+    from golive import control
+
+    print(control.fetch_run(args.plan, args.run, args.to))
+
+
 def _smoke(args: argparse.Namespace) -> None:
     from golive import smoke
 
@@ -291,6 +297,17 @@ def _add_control(commands: Subcommands) -> None:
     )
     approve.add_argument("--note", default="", metavar="TEXT", help="why, for the report")
     approve.set_defaults(handler=_approve)
+    fetch = commands.add_parser(
+        "fetch-run",
+        help="copy a run's directory (journal, report, review pack) from the volume of "
+        "golive's Job to this machine",
+    )
+    fetch.add_argument("run", nargs="?", metavar="RUN", help="a run id (default: the latest)")
+    _plan_argument(fetch, optional=True)
+    fetch.add_argument(
+        "--to", type=Path, default=Path(".data/golive-runs"), help="where (default: %(default)s)"
+    )
+    fetch.set_defaults(handler=_fetch_run)
 
 
 def _named(text: str) -> str:

@@ -458,3 +458,23 @@ def approve(path: Path, by: str, note: str, wait_s: float = 10) -> str:
         f"approval of {step} recorded; the running go-live continues once its gates pass "
         "at a judgement"
     )
+
+
+def fetch_run(path: Path, run: str | None, destination: Path) -> str:
+    """``golive fetch-run``: the run's directory from where its runner keeps it. A runner on
+    Kubernetes keeps it on its Job's volume (copied with the operator's kubectl); elsewhere the
+    state directory is this machine's and nothing needs copying."""
+    from golive.manifests import find_kubectl
+    from golive.plan import load
+    from golive.targets.kubefetch import RunFetcher, kubectl_runner
+
+    plan = load(path)
+    if plan.target.kind != "kubernetes":
+        journal = j.latest_run(plan.state_dir.resolve()) if run is None else None
+        where = journal.run_dir if journal is not None else plan.state_dir / "runs" / (run or "")
+        return f"the run is on this machine already: {where}"
+    kubernetes = plan.target.kubernetes
+    kubectl = find_kubectl() or kubernetes.kubectl
+    fetcher = RunFetcher(plan.target.namespace, kubectl_runner(kubectl), context=kubernetes.context)
+    copied = fetcher.fetch(run, destination)
+    return f"fetched {copied} (journal.jsonl, report.md, report.html, review pack)"

@@ -195,6 +195,7 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
         f"`golive run {plan.source}`. The commands under each step are for a human when the tool "
         "is unavailable.",
         "",
+        *_in_cluster_section(plan),
         "## Pre-deployment checklist",
         "",
     ]
@@ -254,6 +255,43 @@ def render(plan: Plan, alert_rules: Path = DEFAULT_ALERT_RULES) -> str:
     ]
     lines += _alerts_section(alert_rules)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _in_cluster_section(plan: Plan) -> list[str]:
+    """On Kubernetes the production way: golive in its Job, steered from an operator's shell."""
+    if plan.target.kind != "kubernetes":
+        return []
+    source = plan.source
+    lease = plan.target.kubernetes.lease
+    return [
+        "## Running in the cluster",
+        "",
+        "The go-live runs in the cluster, not on a laptop: the Job `golive` of `deploy/k8s/golive` "
+        "runs `golive run --resume-or-start` with its own ServiceAccount (a Role that grants "
+        "exactly what the steps use), its journal, runs and backups on the volume `golive-state`. "
+        "A pod that dies, is evicted or loses its node is replaced, and the new runner resumes "
+        "from the journal by itself: it first reads the live Service, the flag and the slots' "
+        "images, so a switch or weight made just before the crash is not made twice, and a dwell "
+        "goes on with the time it has left. One runner at a time: the Lease "
+        f"`{plan.target.kubernetes.lease.name}` (renewed every {lease.renew_s:g} s, lost after "
+        f"{lease.duration_s:g} s without renewal); a second runner exits with code 7, naming the "
+        'holder. docs/deploy.md ("golive in the cluster") has the details.',
+        "",
+        *_code(
+            [
+                "kubectl apply -k deploy/k8s/golive-production      # starts the go-live",
+                f"golive status  --plan {source}   # step, weight, dwell, gates, the runner",
+                f"golive approve --plan {source} --by NAME   # when a stage waits for a person",
+                f"golive pause|resume|rollback --plan {source}",
+                "kubectl -n credit-assessment port-forward job/golive 9464   # live page: /live",
+                f"golive fetch-run --plan {source}   # the run's journal and report, afterwards",
+            ]
+        ),
+        "",
+        "Operators need kubectl access to the namespace only: their requests and the runner's "
+        f"status meet in the ConfigMap `{plan.target.kubernetes.control_configmap}`.",
+        "",
+    ]
 
 
 def _approval_section(plan: Plan) -> list[str]:
