@@ -5,7 +5,13 @@ figures) after. The state is rebuilt from the journal alone, so ``--resume`` aft
 ``kill -9`` skips every completed step and runs the interrupted one again (a run that died
 while rolling back finishes its rollback instead) — steps are idempotent (a switch that finds
 the router already on green does nothing and journals no switch).
-One go-live at a time (``RunLock``).
+One go-live at a time (``RunLock``); on a target with a ``Coordination`` (Kubernetes) also
+one runner at a time across machines (the Lease, claimed before the journal is touched), the
+operators' requests read from the cluster, and the run's status published there for ``golive
+status`` anywhere. ``run(resume=None)`` is ``--resume-or-start``, the in-cluster Job's command. A
+resumed run first reads the target (``reconciled``): the steps act only on what differs, so a
+switch or weight made just before a crash is not made twice. A lost Lease or a journal that
+cannot be written stops the run at once, undoing nothing (``LeaseLost``, ``StateWriteError``).
 
 On failure the rollback procedure runs by itself: the failing step's ``undo``, then the
 completed steps' in reverse order (router back to blue, flag back, green stopped); every undo
