@@ -281,7 +281,7 @@ def rollback(path: Path, wait_s: float) -> str:
     state_dir = plan.state_dir.resolve()
     target, coordination = _meeting_point(plan)
     if coordination is not None and (
-        coordination.holder() is not None or _unfinished_in_cluster(coordination)
+        coordination.holder() is not None or _unfinished_elsewhere(coordination, state_dir)
     ):
         return _rollback_in_cluster(target, coordination, wait_s)
     if RunLock(state_dir).held_elsewhere():
@@ -312,10 +312,14 @@ def rollback(path: Path, wait_s: float) -> str:
     )
 
 
-def _unfinished_in_cluster(coordination: Coordination) -> bool:
-    """A run published in the cluster and not finished (its runner may be between restarts)."""
+def _unfinished_elsewhere(coordination: Coordination, state_dir: Path) -> bool:
+    """A run published in the cluster, not finished, whose journal is not in this state
+    directory: its runner (a Job's, between restarts) keeps it elsewhere."""
     published = _published(coordination)
-    return published is not None and bool(published.get("run_id")) and not published.get("final")
+    if published is None or not published.get("run_id") or published.get("final"):
+        return False
+    local = j.latest_run(state_dir)
+    return local is None or local.run_dir.name != published["run_id"]
 
 
 def _rollback_in_cluster(target: Target, coordination: Coordination, wait_s: float) -> str:
