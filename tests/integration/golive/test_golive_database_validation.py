@@ -90,6 +90,9 @@ class DatabaseTarget:
     ) -> subprocess.CompletedProcess[str]:
         return run_locally(command, env, timeout_s)  # as the local target does
 
+    def coordination(self) -> None:
+        return None  # one machine: the state directory alone
+
 
 def _plan(tmp_path: Path, **changes: Any) -> Plan:
     return load(write_plan(tmp_path, **changes))
