@@ -404,7 +404,7 @@ def _golive_series(golive: GoLive) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- golive in its Job
 
 GOLIVE_USER = "system:serviceaccount:credit-assessment:golive"
-LEASE_S, RENEW_S = 6.0, 2.0  # compressed: a dead runner's Lease is taken over after 6 s
+LEASE_S, RENEW_S = 4.0, 2.0  # compressed: a dead runner's Lease is taken over after 4 s
 # Requests every authenticated identity may make (the default ClusterRoles system:basic-user
 # and system:discovery): not the Role's to grant.
 BUILT_IN = {"selfsubjectaccessreviews", "selfsubjectrulesreviews"}

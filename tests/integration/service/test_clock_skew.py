@@ -18,10 +18,34 @@ import pytest
 from tests.conftest import REPO
 
 SKEW_S = 20 * 60
-# The tests that run wholly in this process (no server of their own whose clock would not move):
-# the unit tests and the service's API, routing, writer and readiness tests, tokens included.
+# The tests that run wholly in this process (no server of their own whose clock would not move)
+# and make or judge a time: tokens (minted, verified, cached, expired), signing keys, rate-limit
+# windows, the maintenance window, approvals and dwells, the checklist's ages, the audit's ignore
+# expiries, the review's date, golive's deadlines and backup age, the notifications' backoff;
+# and the service's API, routing, writer and readiness tests, tokens included. The rest of the
+# unit suite makes no time of its own; tests/unit/test_clock_at_import.py checks every test
+# module (these and the rest) for a clock read at import.
 CLOCK_SENSITIVE = [
-    "tests/unit",
+    "tests/unit/service",
+    "tests/unit/routing",
+    "tests/unit/sources",
+    *(
+        f"tests/unit/golive/test_{name}.py"
+        for name in (
+            "approval",
+            "checklist",
+            "credentials",
+            "exporter",
+            "hold",
+            "live_page",
+            "maintenance_window",
+            "notify",
+            "review_pack",
+            "security_audit",
+            "signing_keys",
+            "window_enforcement",
+        )
+    ),
     "tests/integration/service",
     f"--ignore={Path(__file__).relative_to(REPO)}",
     # The service in processes of its own, whose clock the skew does not move: tokens minted by
@@ -29,8 +53,6 @@ CLOCK_SENSITIVE = [
     # against another window.
     "--ignore=tests/integration/service/test_jwks_rotation_http.py",
     "--ignore=tests/integration/service/test_rate_limit_processes.py",
-    # Simulated stages from seeded rates: no clock in them, and a third of the unit suite's time.
-    "--ignore=tests/unit/golive/test_analysis_properties.py",
 ]
 
 pytestmark = pytest.mark.slow
