@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -59,9 +59,13 @@ class Provider:
             return json.dumps({"keys": [k.jwk() for k in self.published]}).encode()
 
 
+class JwksDocument(Protocol):
+    def document(self) -> bytes: ...
+
+
 @contextlib.contextmanager
-def serving(provider: Provider) -> Iterator[str]:
-    """The provider's JWKS on a free loopback port; yields its URL."""
+def serving(provider: JwksDocument) -> Iterator[str]:
+    """The provider's JWKS (any ``document()``) on a free loopback port; yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -58,6 +58,7 @@ from tests.integration.golive.edge import (
     MonitoringStack,
     start_dependencies,
 )
+from tests.integration.golive.kube_objects import Grant, role_grants
 from tests.integration.golive.pod_cluster import PodCluster
 from tests.integration.golive.traffic_rig import assessment_bodies, assessment_id
 
@@ -527,20 +528,6 @@ class InClusterJob:
         if not self._done.wait(timeout_s):
             raise AssertionError(f"the Job still runs after {timeout_s:g}s:\n{self.text()[-4000:]}")
         return self.codes[-1]
-
-
-Grant = tuple[str, str, str | None, str]  # (API group, resource[/subresource], name, verb)
-
-
-def role_grants(role: dict[str, Any]) -> set[Grant]:
-    return {
-        (group, resource, name, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for name in rule.get("resourceNames") or [None]
-        for verb in rule["verbs"]
-    }
 
 
 def requests_made(requests: list[Any]) -> set[Grant]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.integration.golive.kube_objects import role_grants
 
 from golive import cli, manifests, plan, secrets
 
@@ -83,17 +84,6 @@ def role_problems(role: Doc) -> list[str]:
     return problems
 
 
-def grants(role: Doc) -> set[tuple[str, str, str | None, str]]:
-    return {
-        (group, resource, name, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for name in rule.get("resourceNames") or [None]
-        for verb in rule["verbs"]
-    }
-
-
 # ---------------------------------------------------------------- render and policies
 
 
@@ -132,7 +122,7 @@ def test_the_role_grants_exactly_what_golive_uses(golive):
     role = one(golive, "Role")
     assert role["metadata"]["name"] == "golive"
     assert role_problems(role) == []
-    assert grants(role) == expected_grants()
+    assert role_grants(role) == expected_grants()
 
 
 @pytest.mark.parametrize(
@@ -150,7 +140,7 @@ def test_a_broader_rule_is_caught(golive, rule, problem):
     role["rules"].append(rule)
     found = role_problems(role)
     assert any(problem in f for f in found), found
-    assert grants(role) != expected_grants()
+    assert role_grants(role) != expected_grants()
 
 
 def test_the_role_binding_binds_only_golive(golive):

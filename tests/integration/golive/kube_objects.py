@@ -500,6 +500,21 @@ BUILT_IN_RULES: tuple[Obj, ...] = (
 )
 
 
+Grant = tuple[str, str, str | None, str]  # (API group, resource[/subresource], name, verb)
+
+
+def role_grants(role: Obj) -> set[Grant]:
+    """Every (group, resource, name, verb) a Role's rules grant; name None: any name."""
+    return {
+        (group, resource, name, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for name in rule.get("resourceNames") or [None]
+        for verb in rule["verbs"]
+    }
+
+
 def rule_allows(attributes: Attributes, rule: Obj) -> bool:
     """Whether one PolicyRule grants the request (RBAC's ``RuleAllows``): verbs, then apiGroups,
     resources (``resource/subresource``, ``*``, ``*/subresource``) and resourceNames (a rule

@@ -6,40 +6,26 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
+from tests.identity_provider import serving
 
 from golive.steps.preflight import signing_key_published
 
 
-@contextlib.contextmanager
-def jwks(keys: list[dict[str, Any]]) -> Iterator[str]:
-    body = json.dumps({"keys": keys}).encode()
+class Published:
+    """A JWKS document of bare ``kid`` entries (all the check reads)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def __init__(self, keys: list[dict[str, Any]]) -> None:
+        self.body = json.dumps({"keys": keys}).encode()
 
-        def log_message(self, format: str, *args: object) -> None:
-            return None
+    def document(self) -> bytes:
+        return self.body
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+
+def jwks(keys: list[dict[str, Any]]) -> contextlib.AbstractContextManager[str]:
+    return serving(Published(keys))
 
 
 def token(kid: str) -> str:
