@@ -367,8 +367,9 @@ class Runner:
             self.observer.message(f"reconciled: {difference} (acted on, its record lost)")
 
     def rollback_latest(self) -> tuple[Journal | None, list[str]]:
-        """``golive rollback`` with no run in progress: undo what the latest run left in place."""
-        with RunLock(self.state_dir), self.guard.installed():
+        """``golive rollback`` with no run in progress: undo what the latest run left in place
+        (holding the Lease too where there is one: no runner starts meanwhile)."""
+        with RunLock(self.state_dir), self._claimed(), self.guard.installed():
             journal = j.latest_run(self.state_dir)
             if journal is None:
                 result = self.target.switch("blue")
